@@ -1,0 +1,113 @@
+"""The `foundry` command: one dict of subcommand -> function, at the end of this file.
+
+    foundry --help              lists the subcommands
+    foundry train CONFIG [key=value ...] [--out DIR]
+    foundry SUBCOMMAND --help   the options of one
+
+Each subcommand is `main(argv) -> exit code` in the module that owns the capability; it is
+imported only when called, so `foundry status` stays fast. Bad input raises UserError:
+one line on stderr, exit code 2.
+"""
+import sys
+
+from foundry.errors import UserError
+
+
+def _train(argv):
+    from foundry.train_cli import train_main
+    return train_main(argv)
+
+
+def _validate(argv):
+    from foundry.train_cli import validate_main
+    return validate_main(argv)
+
+
+def _sample(argv):
+    from foundry.train_cli import sample_main
+    return sample_main(argv)
+
+
+def _eval(argv):
+    from foundry.benchmarks.cli import eval_main
+    return eval_main(argv)
+
+
+def _run(argv):
+    from agent.cli import run_main
+    return run_main(argv)
+
+
+def _status(argv):
+    from agent.cli import status_main
+    return status_main(argv)
+
+
+def _runs(argv):
+    from agent.cli import runs_main
+    return runs_main(argv)
+
+
+def _history(argv):
+    from agent.cli import history_main
+    return history_main(argv)
+
+
+def _mutate(argv):
+    from foundry.mutate.cli import mutate_main
+    return mutate_main(argv)
+
+
+def _sweep(argv):
+    from foundry.search.cli import sweep_main
+    return sweep_main(argv)
+
+
+def _compare(argv):
+    from foundry.search.cli import compare_main
+    return compare_main(argv)
+
+
+def _lr_find(argv):
+    from foundry.search.cli import lr_find_main
+    return lr_find_main(argv)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.split("\n\n")[0] + "\n\nsubcommands:")
+        for name, (_, summary) in COMMANDS.items():
+            print(f"  {name:<10} {summary}")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"foundry: unknown subcommand {name!r} (valid: {', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[name][0](rest) or 0
+    except UserError as e:
+        print(f"foundry {name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"foundry {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+COMMANDS = {
+    "train": (_train, "train a config; writes summary.json, checkpoint, TensorBoard events"),
+    "validate": (_validate, "load and check a config with overrides; print it resolved"),
+    "sample": (_sample, "generate text from a checkpoint"),
+    "eval": (_eval, "score a checkpoint or Hugging Face folder on benchmark tasks"),
+    "run": (_run, "the supervisor: mutate, train, rank and promote, unattended"),
+    "status": (_status, "what a campaign is doing now"),
+    "runs": (_runs, "query the trials of a campaign's ledger"),
+    "history": (_history, "the lineage of promoted baselines, read from git"),
+    "mutate": (_mutate, "write a mutated variant of a baseline config"),
+    "sweep": (_sweep, "train variants in parallel (ASHA), rank, optionally promote"),
+    "compare": (_compare, "interleaved multi-seed comparison of two configs"),
+    "lr-find": (_lr_find, "learning-rate range test"),
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

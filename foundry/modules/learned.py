@@ -1,0 +1,16 @@
+"""Learned absolute position embeddings (GPT-2): one vector per position up to block_size."""
+from torch import nn
+
+from foundry.modules.base import Position
+
+
+class LearnedPosition(Position):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+
+    def embed(self, pos):  # (T,) -> (T, C)
+        return self.wpe(pos)
+
+
+POSITIONS = {"learned": LearnedPosition}
