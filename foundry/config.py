@@ -99,7 +99,7 @@ class DataConfig:
     val_fraction: float = 0.1
     bpe_vocab_size: int = 512
     format: str = "none"        # chat format for JSONL conversations: none | chatml | llama3 | alpaca
-    curriculum: str = "none"    # none | short_first
+    curriculum: str = "none"    # none | short_first (training documents shortest first)
 
 
 @dataclass
@@ -293,6 +293,7 @@ def _check_name(key: str, name: str, registry: dict) -> None:
 
 
 def validate(cfg: Config) -> None:
+    from foundry.data import CURRICULA, FORMATS, TOKENIZERS
     from foundry.modules import ACTIVATIONS, ATTENTION, FFNS, LOSSES, NORMS, POSITIONS
 
     m, t, b = cfg.model, cfg.train, cfg.budget
@@ -313,6 +314,9 @@ def validate(cfg: Config) -> None:
         if reason:
             raise ConfigError(f"model.{key}: {reason}")
     _check_name("train.loss", t.loss, LOSSES)
+    reason = LOSSES[t.loss].check(cfg) if hasattr(LOSSES[t.loss], "check") else None
+    if reason:
+        raise ConfigError(f"train.loss: {reason}")
     for key in ("lr", "batch_size", "grad_accum"):
         if getattr(t, key) <= 0:
             raise ConfigError(f"train.{key}: must be positive, got {getattr(t, key)}")
@@ -329,14 +333,15 @@ def validate(cfg: Config) -> None:
     if t.lora_rank < 0:
         raise ConfigError(f"train.lora_rank: must not be negative, got {t.lora_rank}")
     d = cfg.data
-    if d.tokenizer not in ("byte", "char", "bpe"):
-        raise ConfigError(f"data.tokenizer: unknown {d.tokenizer!r} (valid: bpe, byte, char)")
+    _check_name("data.tokenizer", d.tokenizer, TOKENIZERS)
+    _check_name("data.format", d.format, {"none": None, **FORMATS})
+    _check_name("data.curriculum", d.curriculum, CURRICULA)
     if not 0.0 < d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
-    if d.format not in ("none", "chatml", "llama3", "alpaca"):
-        raise ConfigError(f"data.format: unknown {d.format!r} (valid: alpaca, chatml, llama3, none)")
-    if d.curriculum not in ("none", "short_first"):
-        raise ConfigError(f"data.curriculum: unknown {d.curriculum!r} (valid: none, short_first)")
+    if d.tokenizer == "bpe" and d.bpe_vocab_size < 256:
+        raise ConfigError(f"data.bpe_vocab_size: must be at least 256 (the byte alphabet), got {d.bpe_vocab_size}")
+    if d.format != "none" and not d.source.endswith(".jsonl"):
+        raise ConfigError(f"data.format: {d.format!r} needs a .jsonl source of conversations, got {d.source!r}")
     budgets = {k: v for k, v in dataclasses.asdict(b).items() if v}
     if any(v < 0 for v in budgets.values()) or len(budgets) != 1:
         raise ConfigError(f"budget: set exactly one of tokens, steps, seconds to a positive value, got {dataclasses.asdict(b)}")

@@ -125,8 +125,10 @@ class GPT(nn.Module):
     def flops_per_token(self) -> int:
         """Training FLOPs per token: 6 N for the matmuls plus 6 L T C for attention scores (PaLM).
 
-        N counts weights used in a matmul: embedding lookups are free, but a tied lm_head is not.
+        N counts weights used in a matmul: embedding lookups are free, but a tied lm_head is not;
+        a mixture-of-experts FFN counts only its top_k active experts (its `inactive_params` are out).
         """
         c = self.cfg
         n = self.num_params(non_embedding=True) + (c.vocab_size * c.n_embd if c.tie_embeddings else 0)
+        n -= sum(getattr(block.ffn, "inactive_params", 0) for block in self.blocks)
         return int(6 * n + 6 * c.n_layer * c.block_size * c.n_embd)

@@ -31,5 +31,11 @@ class RotaryPosition(Position):
         kcos, ksin = (cos, sin) if k_pos is q_pos else rope_tables(k.shape[-1], k_pos, self.base)
         return apply_rope(q, cos, sin), apply_rope(k, kcos, ksin)
 
+    @staticmethod
+    def check(cfg):
+        if cfg.model.head_dim % 2:
+            return f"rope rotates channel pairs; head_dim={cfg.model.head_dim} (n_embd / n_head) must be even"
+        return None
+
 
 POSITIONS = {"rope": RotaryPosition}

@@ -1,0 +1,205 @@
+"""`foundry run`, `foundry status`, `foundry runs`, `foundry history`.
+
+    foundry run [--baseline baselines/tiny.yaml] [--campaign NAME] [--generations N | --hours H]
+                [--population P] [--workers N|auto] [--confirm-seeds K] [--min-delta D] [--z Z] ...
+    foundry status [--campaign NAME] [--json]
+    foundry runs [--campaign NAME] [--status S] [--gen G] [--variant V] [--limit N] [--json]
+    foundry history [--baseline PATH] [--json]
+
+Files of a campaign: experiments/CAMPAIGN/{campaign.yaml, ledger.sqlite, supervisor.log,
+supervisor.lock, queue/, gen_NNNN/}. Bad input is one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import signal
+
+import git
+
+from agent import settings as settings_mod
+from agent.history import promotions
+from agent.ledger import Ledger
+from agent.lock import CampaignLock
+from agent.promotion import check_committed, open_repo, relpath
+from agent.report import runs_json, runs_table, status, status_table
+from foundry.config import load
+from foundry.errors import UserError
+
+FLAGS = {"population": "search.population", "workers": "search.workers", "seed": "search.seed",
+         "trial_timeout": "search.trial_timeout_s", "keep_checkpoints": "search.keep_checkpoints",
+         "metric": "promotion.metric", "confirm_seeds": "promotion.confirm_seeds",
+         "min_delta": "promotion.min_delta", "z": "promotion.z", "proposer_command": "proposer.command"}
+
+
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(prog=f"foundry {prog}", description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _writable_dir(path: str) -> str:
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write-test-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError(f"{path}: campaign folder is not writable ({e.strerror})") from None
+    return path
+
+
+def run_main(argv) -> int:
+    p = _parser("run", "The supervisor: mutate the baseline, train variants in parallel, rank them with "
+                       "noise-aware statistics and git-commit the winner. Runs until its budget ends "
+                       "(no budget: forever); kill it any time and run it again to resume.")
+    p.add_argument("--baseline", help="baseline config inside a git repository (default: the campaign's, "
+                                      "else baselines/tiny.yaml)")
+    p.add_argument("--campaign", help="campaign name (default: the baseline's file name)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--generations", type=int, help="stop once the campaign has N generations")
+    budget.add_argument("--hours", type=float, help="start no new generation after H hours")
+    p.add_argument("--experiments", help="folder of campaigns (default: REPO/experiments)")
+    p.add_argument("--population", type=int, help="candidates per generation (default 4)")
+    p.add_argument("--workers", help="'auto' (one per GPU, else CPU workers splitting the cores) or N")
+    p.add_argument("--seed", type=int, help="base seed; generation g screens with seed + 1000 g")
+    p.add_argument("--trial-timeout", type=float, help="seconds before a trial's process group is killed")
+    p.add_argument("--keep-checkpoints", choices=settings_mod.CHECKPOINT_POLICIES,
+                   help="which checkpoints survive ranking (default promoted)")
+    p.add_argument("--metric", help="summary.json key to rank on (default val_bpb, lower is better)")
+    p.add_argument("--confirm-seeds", type=int, help="fresh seeds confirming the best candidate (default 2)")
+    p.add_argument("--min-delta", type=float, help="smallest improvement worth a promotion (default 0.001)")
+    p.add_argument("--z", type=float, help="promote only above z x standard error of the difference (default 2)")
+    p.add_argument("--proposer-command", help="shell command: leaderboard JSON on stdin, YAML variants out")
+    args = p.parse_args(argv)
+    if args.generations is not None and args.generations < 1:
+        raise UserError(f"--generations: must be at least 1, got {args.generations}")
+
+    baseline_arg = args.baseline or "baselines/tiny.yaml"
+    repo = open_repo(baseline_arg)
+    experiments = args.experiments or os.path.join(repo.working_tree_dir, "experiments")
+    campaign = args.campaign or os.path.splitext(os.path.basename(baseline_arg))[0]
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", campaign):
+        raise UserError(f"--campaign {campaign!r}: use letters, digits, '_', '.', '-'")
+    campaign_dir = _writable_dir(os.path.join(experiments, campaign))
+    lock = CampaignLock(os.path.join(campaign_dir, "supervisor.lock")).acquire()  # before touching anything
+    try:
+        return _run_locked(args, repo, campaign, campaign_dir, lock)
+    finally:
+        lock.release()
+
+
+def _run_locked(args, repo, campaign: str, campaign_dir: str, lock: CampaignLock) -> int:
+    settings_path = os.path.join(campaign_dir, "campaign.yaml")
+    overrides = {dotted: getattr(args, flag) for flag, dotted in FLAGS.items() if getattr(args, flag) is not None}
+    settings = settings_mod.load(settings_path, overrides)
+    if args.baseline:
+        rel = relpath(repo, args.baseline)
+        if os.path.exists(settings_path) and settings.baseline != rel:
+            raise UserError(f"{settings_path}: campaign {campaign} runs {settings.baseline}, not {rel}; "
+                            "pick another --campaign")
+        settings.baseline = rel
+    baseline_path = os.path.join(repo.working_tree_dir, settings.baseline)
+    load(baseline_path)   # a baseline that does not validate: one line, exit 2
+    check_committed(repo, settings.baseline)
+    settings_mod.save(settings, settings_path)
+
+    from agent.loop import Supervisor
+    from agent.view import View
+    view = View(os.path.join(campaign_dir, "supervisor.log"))
+    if lock.took_over_pid:
+        view.log(f"took over a stale lock of pid {lock.took_over_pid} (that supervisor is gone)")
+    sup = Supervisor(repo, baseline_path, campaign_dir, settings, view)
+    previous = {s: signal.signal(s, sup.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return sup.run(generations=args.generations, hours=args.hours)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        sup.ledger.close()
+        view.close()
+
+
+def _campaign_dir(args) -> str:
+    """--campaign under --experiments; without --campaign, the most recently active campaign."""
+    if args.experiments:
+        experiments = args.experiments
+    else:
+        try:
+            experiments = os.path.join(git.Repo(".", search_parent_directories=True).working_tree_dir, "experiments")
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            experiments = "experiments"
+    if args.campaign:
+        path = os.path.join(experiments, args.campaign)
+        if not os.path.exists(os.path.join(path, "ledger.sqlite")):
+            raise UserError(f"{path}: no campaign ledger there (has `foundry run --campaign {args.campaign}` run?)")
+        return path
+    ledgers = glob.glob(os.path.join(experiments, "*", "ledger.sqlite"))
+    if not ledgers:
+        raise UserError(f"{experiments}: no campaigns yet; start one with `foundry run`")
+    return os.path.dirname(max(ledgers, key=os.path.getmtime))
+
+
+def _campaign_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--campaign", help="campaign name (default: the most recently active one)")
+    p.add_argument("--experiments", help="folder of campaigns (default: REPO/experiments)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def status_main(argv) -> int:
+    p = _parser("status", "What a campaign is doing now: generation, running trials with progress, "
+                          "leaderboard, last promotions, throughput.")
+    _campaign_args(p)
+    args = p.parse_args(argv)
+    campaign_dir = _campaign_dir(args)
+    s = settings_mod.load(os.path.join(campaign_dir, "campaign.yaml"))
+    ledger = Ledger(os.path.join(campaign_dir, "ledger.sqlite"), readonly=True)
+    try:
+        data = status(ledger, campaign_dir, s.promotion.metric, s.promotion.lower_is_better)
+    finally:
+        ledger.close()
+    print(json.dumps(data, indent=2) if args.json else status_table(data))
+    return 0
+
+
+def runs_main(argv) -> int:
+    p = _parser("runs", "Query the trials of a campaign's ledger.")
+    _campaign_args(p)
+    p.add_argument("--status", action="append", help="queued, running, done, failed, diverged, timeout, "
+                                                     "interrupted (repeatable)")
+    p.add_argument("--gen", type=int, action="append", help="generation number (repeatable)")
+    p.add_argument("--variant", action="append", help="variant name, e.g. baseline (repeatable)")
+    p.add_argument("--role", choices=("screen", "confirm"))
+    p.add_argument("--limit", type=int, help="at most N rows (newest first)")
+    args = p.parse_args(argv)
+    ledger = Ledger(os.path.join(_campaign_dir(args), "ledger.sqlite"), readonly=True)
+    try:
+        order = "gen DESC, id" if args.limit else "gen, id"
+        rows = ledger.trials(limit=args.limit, order=order, status=args.status, gen=args.gen,
+                             variant=args.variant, role=args.role)
+    finally:
+        ledger.close()
+    print(runs_json(rows) if args.json else runs_table(rows))
+    return 0
+
+
+def history_main(argv) -> int:
+    p = _parser("history", "The lineage of promoted baselines, read from git log: generation, change, "
+                           "metric before and after, commit.")
+    p.add_argument("--baseline", help="only promotions of this baseline file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    args = p.parse_args(argv)
+    repo = open_repo(args.baseline or os.path.join(os.getcwd(), "x"))
+    entries = promotions(repo, relpath(repo, args.baseline) if args.baseline else None)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    if not entries:
+        print("no promotions yet")
+    for e in entries:
+        print(f"{e['commit'][:10]}  {e['campaign']}/gen {e['generation']:<4} {e['baseline']:<28} "
+              f"{e['metric']} {e['before']:.4f} -> {e['after']:.4f} ({100 * e['relative']:+.1f}%)  {e['change']}")
+    return 0

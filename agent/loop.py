@@ -1,0 +1,296 @@
+"""The supervisor loop behind `foundry run`: propose, train, rank, confirm, promote, repeat.
+
+    sup = Supervisor(repo, "baselines/tiny.yaml", "experiments/tiny", settings, view)
+    sup.run(generations=3)            # or hours=8, or neither: forever; returns an exit code
+
+Each generation is a small state machine kept in the ledger, so a supervisor killed anywhere
+resumes where it was: screen (candidates + the baseline, same seed) -> confirm (best
+candidate and the baseline on k fresh seeds) -> promote (intent recorded, then one git
+commit) -> cleanup (checkpoints of discarded variants deleted) -> done. Trials run as
+subprocesses on foundry.search.pool; this process is the ledger's only writer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from dataclasses import asdict
+
+import git
+
+from agent import proposer
+from agent.decide import improvement, judge, promoted_text, usable
+from agent.ledger import Ledger
+from agent.promotion import (Promotion, PromotionConflict, code_fingerprint, crash_point, hardware,
+                             head_text, promote, relpath)
+from agent.report import leaderboard
+from agent.view import progress_line, read_progress
+from foundry.config import config_hash, diff, load, save, to_dict
+from foundry.search.pool import TrialSpec, WorkerPool, kill_orphan, plan_workers
+
+
+class Stopped(Exception):
+    """SIGINT/SIGTERM arrived: running trials are killed and left for the next start."""
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_")[:40] or "variant"
+
+
+class Supervisor:
+    def __init__(self, repo: git.Repo, baseline_path: str, campaign_dir: str, settings, view, poll_s=0.25):
+        self.repo, self.root = repo, repo.working_tree_dir
+        self.baseline_path, self.rel = os.path.abspath(baseline_path), relpath(repo, baseline_path)
+        self.dir, self.campaign = os.path.abspath(campaign_dir), os.path.basename(os.path.abspath(campaign_dir))
+        self.settings, self.view, self.poll_s = settings, view, poll_s
+        self.ledger = Ledger(os.path.join(self.dir, "ledger.sqlite"))
+        self.pool = WorkerPool(plan_workers(settings.worker_count()), timeout_s=settings.search.trial_timeout_s,
+                               cwd=self.root)
+        self.stop_signal = None
+        self._fingerprint = (0.0, "")
+
+    def request_stop(self, signum, frame=None) -> None:
+        self.stop_signal = signum
+
+    # ---------------------------------------------------------------- the outer loop
+    def run(self, generations: int | None = None, hours: float | None = None) -> int:
+        self.ledger.set_meta("root", self.root)
+        self.reconcile()
+        deadline = time.time() + hours * 3600 if hours else None
+        workers = ", ".join(f"{w.name}={w.device}" for w in self.pool.workers)
+        self.view.log(f"campaign {self.campaign}: baseline {self.rel}; workers {workers}")
+        try:
+            while not self.stop_signal:
+                last = self.ledger.last_generation()
+                if last and last["phase"] != "done":
+                    gen = last["gen"]   # an unfinished generation is always finished first
+                else:
+                    gen = last["gen"] + 1 if last else 1
+                    if (generations is not None and gen > generations) or (deadline and time.time() >= deadline):
+                        break
+                self.advance(gen)
+        except Stopped:
+            pass
+        finally:
+            for event in self.pool.stop():
+                self.on_event(event)
+        if self.stop_signal:
+            self.view.log(f"stopped by {signal.Signals(self.stop_signal).name}; `foundry run` resumes")
+            return 130
+        self.view.log("budget reached; stopping")
+        return 0
+
+    def reconcile(self) -> None:
+        """After a crash: no trainer of ours may still write; unfinished trials go back to the queue."""
+        for trial in self.ledger.trials(status="running"):
+            kill_orphan(trial["pid"], trial["run_dir"])
+        requeued = self.ledger.requeue_unfinished()
+        if requeued:
+            self.view.log(f"resume: re-queued {len(requeued)} unfinished trial(s): "
+                          + ", ".join(t["id"] for t in requeued))
+
+    def advance(self, gen: int) -> None:
+        if self.ledger.generation(gen) is None:
+            self.start_generation(gen)
+        phases = {"screen": self.phase_screen, "confirm": self.phase_confirm,
+                  "promote": self.phase_promote, "cleanup": self.phase_cleanup}
+        while (phase := self.ledger.generation(gen)["phase"]) != "done":
+            if self.stop_signal:
+                raise Stopped
+            phases[phase](gen)
+
+    # ---------------------------------------------------------------- generation phases
+    def start_generation(self, gen: int) -> None:
+        baseline = load(self.baseline_path)
+        bhash, seed = config_hash(baseline), self.settings.search.seed + 1000 * gen
+        gen_dir = os.path.join(self.dir, f"gen_{gen:04d}")
+        proposals = self.collect(baseline, bhash, gen)
+        base_path = os.path.join(gen_dir, "baseline.yaml")
+        save(baseline, base_path)
+        trials = [self.trial_row(gen, "baseline", "screen", base_path, bhash, "", "", seed)] if proposals else []
+        for i, p in enumerate(proposals, 1):
+            variant = f"v{i:02d}-{slug(p.label)}"
+            cfg = p.cfg
+            if cfg.mutations[:len(baseline.mutations)] != baseline.mutations or cfg.mutations == baseline.mutations:
+                cfg.mutations = [*baseline.mutations, p.mutation]
+            cfg.name, cfg.parent = f"{baseline.name}-{variant}", f"{baseline.name}@{bhash}"
+            path = os.path.join(gen_dir, f"{variant}.yaml")
+            save(cfg, path)
+            trials.append(self.trial_row(gen, variant, "screen", path, config_hash(cfg), cfg.parent, p.mutation, seed))
+        self.ledger.start_generation(gen, bhash, self.rel, seed, self.fingerprint(), trials)
+        for p in proposals:
+            if p.queue_file and os.path.exists(p.queue_file):
+                os.unlink(p.queue_file)   # consumed: the ledger now holds it
+        self.view.log(f"gen {gen}: baseline {baseline.name}@{bhash}, seed {seed}, {len(proposals)} candidate(s): "
+                      + ", ".join(f"{p.mutation} [{p.source}]" for p in proposals))
+
+    def collect(self, baseline, bhash: str, gen: int) -> list:
+        """Up to `population` new, untried, not-twice-failed proposals: queue, command, mutations."""
+        want, seen, out = self.settings.search.population, {bhash}, []
+
+        def offer(p) -> None:
+            h = config_hash(p.cfg)
+            why = ("same as the baseline or another candidate" if h in seen
+                   else "failed twice before" if self.ledger.failure_count(h) >= 2
+                   else "already screened against this baseline" if self.ledger.tried_against(h, bhash) else "")
+            if why:
+                self.view.log(f"gen {gen}: skip {p.mutation} [{p.source}]: {why}")
+                if p.queue_file and os.path.exists(p.queue_file):
+                    os.unlink(p.queue_file)
+            elif len(out) < want:
+                seen.add(h)
+                out.append(p)
+
+        for p in proposer.from_queue(os.path.join(self.dir, "queue"), baseline, self.view.log):
+            offer(p)
+        command = self.settings.proposer.command
+        if len(out) < want and command:
+            for p in proposer.from_command(command, self.leaderboard(baseline, bhash), baseline,
+                                           self.settings.proposer.timeout_s, self.view.log):
+                offer(p)
+        if len(out) < want:
+            for p in proposer.from_mutations(baseline, 4 * want, self.settings.search.seed * 7919 + gen):
+                offer(p)
+        return out
+
+    def phase_screen(self, gen: int) -> None:
+        self.run_queued(gen)
+        rows = self.ledger.trials(gen=gen, role="screen")
+        base = next((t for t in rows if t["variant"] == "baseline"), None)
+        cands = [t for t in rows if t["variant"] != "baseline" and usable(t)]
+        lower = self.settings.promotion.lower_is_better
+        if base is None:
+            return self.reject(gen, None, "no candidates to try")
+        if not usable(base):
+            return self.reject(gen, None, f"baseline trial {base['status']}: {base['reason']}")
+        if not cands:
+            return self.reject(gen, None, "no candidate finished")
+        best = min(cands, key=lambda t: t["metric"] if lower else -t["metric"])
+        if improvement(base["metric"], best["metric"], lower) <= 0:
+            return self.reject(gen, best, f"best screened {best['metric']:.4f} does not beat the baseline's "
+                                          f"{base['metric']:.4f}", base["metric"], best["metric"])
+        seeds = [base["seed"] + i for i in range(1, self.settings.promotion.confirm_seeds + 1)]
+        new = [self.trial_row(gen, t["variant"], "confirm", os.path.join(self.root, t["config_path"]),
+                              t["config_hash"], t["parent"], t["mutation"], s) for s in seeds for t in (best, base)]
+        self.ledger.set_phase(gen, "confirm", new, candidate=best["variant"])
+        self.view.log(f"gen {gen}: {best['variant']} screened {best['metric']:.4f} vs baseline {base['metric']:.4f}; "
+                      f"confirming on seeds {seeds}")
+
+    def phase_confirm(self, gen: int) -> None:
+        self.run_queued(gen)
+        variant = self.ledger.generation(gen)["candidate"]
+        rows = self.ledger.trials(gen=gen)
+        base_rows = [t for t in rows if t["variant"] == "baseline"]
+        cand_rows = [t for t in rows if t["variant"] == variant]
+        kind, reason, d, table = judge(base_rows, cand_rows, self.settings.promotion)
+        cand = cand_rows[0]
+        numbers = dict(variant=variant, mutation=cand["mutation"], metric=self.settings.promotion.metric,
+                       baseline_mean=d.baseline_mean if d else None, candidate_mean=d.candidate_mean if d else None,
+                       improvement=d.improvement if d else None, threshold=d.threshold if d else None,
+                       se=d.se if d else None, reason=reason)
+        details = {"seeds": table, "trials": [t["id"] for t in base_rows + cand_rows], "difference": d and d.to_dict()}
+        if kind == "promote":
+            details["promotion"] = asdict(self.build_promotion(gen, cand, d, table, details["trials"], reason))
+            self.ledger.record_decision(gen, "promote", "intent", "promote", details=details, **numbers)
+            self.view.log(f"gen {gen}: PROMOTE {variant} ({cand['mutation']}): {reason}")
+            crash_point("after_rank")
+        else:
+            self.ledger.record_decision(gen, kind, "final", "cleanup", details=details, **numbers)
+            self.view.log(f"gen {gen}: {kind.replace('_', '-')} {variant} ({cand['mutation']}): {reason}")
+
+    def build_promotion(self, gen, cand, d, table, trial_ids, test) -> Promotion:
+        baseline = load(os.path.join(self.dir, f"gen_{gen:04d}", "baseline.yaml"))
+        candidate = load(os.path.join(self.root, cand["config_path"]))
+        text = promoted_text(head_text(self.repo, self.rel), baseline, candidate, cand["mutation"])
+        changes = {k: v for k, v in diff(baseline, candidate).items() if k.split(".")[0] not in ("name", "parent", "mutations")}
+        return Promotion(f"{self.campaign}/gen_{gen:04d}", self.rel, text, config_hash(baseline), baseline.name,
+                         cand["mutation"], self.settings.promotion.metric, d.baseline_mean, d.candidate_mean,
+                         changes, table, trial_ids, self.campaign, gen, test, self.fingerprint(), hardware())
+
+    def phase_promote(self, gen: int) -> None:
+        promotion = Promotion(**json.loads(self.ledger.decision(gen)["details"])["promotion"])
+        for attempt in range(3):
+            try:
+                sha = promote(self.repo, promotion)
+                break
+            except PromotionConflict as e:
+                self.ledger.finish_promotion(gen, "abandoned", None, str(e))
+                self.view.log(f"gen {gen}: promotion abandoned: {e}")
+                return
+            except git.GitCommandError as e:   # HEAD moved under us, or index.lock held: try again
+                if attempt == 2:
+                    raise
+                self.view.log(f"gen {gen}: git failed ({str(e).splitlines()[0]}); retrying")
+                time.sleep(2)
+        self.ledger.finish_promotion(gen, "committed", sha)
+        self.view.log(f"gen {gen}: committed {sha[:10]} {promotion.rel_path}: {promotion.change}")
+
+    def phase_cleanup(self, gen: int) -> None:
+        policy, decision = self.settings.search.keep_checkpoints, self.ledger.decision(gen)
+        keep = {decision["variant"]} if decision and decision["state"] == "committed" and policy == "promoted" else set()
+        if policy != "all":
+            for t in self.ledger.trials(gen=gen):
+                if t["variant"] not in keep:
+                    shutil.rmtree(os.path.join(self.root, t["run_dir"], "checkpoint"), ignore_errors=True)
+        self.ledger.set_phase(gen, "done")
+
+    def reject(self, gen, trial, reason, base_metric=None, cand_metric=None) -> None:
+        self.ledger.record_decision(gen, "reject", "final", "cleanup", reason=reason,
+                                    variant=trial and trial["variant"], mutation=trial and trial["mutation"],
+                                    metric=self.settings.promotion.metric, baseline_mean=base_metric,
+                                    candidate_mean=cand_metric)
+        self.view.log(f"gen {gen}: reject: {reason}")
+
+    # ---------------------------------------------------------------- trials
+    def trial_row(self, gen, variant, role, config_path, chash, parent, mutation, seed) -> dict:
+        tid = f"g{gen:04d}-{variant}-s{seed}"
+        run_dir = os.path.join(self.dir, f"gen_{gen:04d}", "runs", tid)
+        return dict(id=tid, gen=gen, variant=variant, role=role, config_path=os.path.relpath(config_path, self.root),
+                    config_hash=chash, parent=parent, mutation=mutation, seed=seed,
+                    run_dir=os.path.relpath(run_dir, self.root))
+
+    def run_queued(self, gen: int) -> None:
+        for t in self.ledger.trials(gen=gen, status="queued"):
+            out = os.path.join(self.root, t["run_dir"])
+            self.pool.submit(TrialSpec(t["id"], os.path.join(self.root, t["config_path"]), out,
+                                       [f"train.seed={t['seed']}"], resume=os.path.isdir(os.path.join(out, "checkpoint"))))
+        while self.pool.busy():
+            for event in self.pool.poll():
+                self.on_event(event)
+            if self.stop_signal:
+                raise Stopped
+            self.view.update([progress_line(s.trial_id, w.name, started, read_progress(s.out_dir))
+                              for s, w, started in self.pool.running()])
+            time.sleep(self.poll_s)
+
+    def on_event(self, event) -> None:
+        tid = event.spec.trial_id
+        if event.kind == "started":
+            self.ledger.mark_running(tid, event.worker.name, event.worker.device, event.pid, self.fingerprint())
+            self.view.log(f"start {tid} on {event.worker.name}")
+            return
+        r = event.result
+        status, reason = r.status, r.reason
+        metric = (r.summary or {}).get(self.settings.promotion.metric) if status == "done" else None
+        if status == "done" and not isinstance(metric, (int, float)):
+            status, reason = "failed", f"summary.json has no number for {self.settings.promotion.metric}"
+        self.ledger.mark_finished(tid, status, metric, r.summary, reason, r.log_tail, r.wall_s)
+        shown = f"{self.settings.promotion.metric} {metric:.4f}" if status == "done" else reason
+        self.view.log(f"{status} {tid} ({r.wall_s:.0f}s): {shown}")
+
+    def fingerprint(self) -> str:
+        """The code a trial runs: HEAD plus uncommitted edits (cached for a few seconds)."""
+        if time.time() - self._fingerprint[0] > 5:
+            self._fingerprint = (time.time(), code_fingerprint(self.repo))
+        return self._fingerprint[1]
+
+    def leaderboard(self, baseline, bhash: str) -> dict:
+        """What proposer.command reads on stdin."""
+        keep = ("gen", "kind", "variant", "mutation", "baseline_mean", "candidate_mean", "reason")
+        return {"campaign": self.campaign, "metric": self.settings.promotion.metric,
+                "baseline": {"path": self.rel, "hash": bhash, "name": baseline.name, "config": to_dict(baseline)},
+                "leaderboard": leaderboard(self.ledger, self.settings.promotion.lower_is_better, limit=20),
+                "decisions": [{k: d[k] for k in keep} for d in self.ledger.decisions()]}

@@ -1,0 +1,123 @@
+"""Campaign settings: experiments/CAMPAIGN/campaign.yaml, written on the first `foundry run`.
+
+    search:    population, workers (auto | N), seed, trial_timeout_s, keep_checkpoints
+    promotion: metric, lower_is_better, confirm_seeds, min_delta, z
+    proposer:  command (gets the leaderboard as JSON on stdin, prints YAML variants), timeout_s
+
+A person may edit the file between runs; `foundry run` flags override it and are saved back.
+Unknown keys and wrong types are errors naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+
+import yaml
+
+from foundry.config import atomic_write_text
+from foundry.errors import UserError
+
+CHECKPOINT_POLICIES = ("promoted", "all", "none")
+
+
+@dataclass
+class SearchSettings:
+    population: int = 4             # candidates per generation (queued proposals first)
+    workers: str = "auto"           # auto = one per GPU, else CPU workers splitting the cores
+    seed: int = 1337                # generation g screens with seed + 1000 * g
+    trial_timeout_s: float = 7200.0
+    keep_checkpoints: str = "promoted"   # promoted | all | none: which checkpoints survive ranking
+
+
+@dataclass
+class PromotionSettings:
+    metric: str = "val_bpb"         # a key of summary.json
+    lower_is_better: bool = True
+    confirm_seeds: int = 2          # fresh seeds for the best candidate and the baseline
+    min_delta: float = 0.001        # promote only if improvement > max(min_delta, z * se)
+    z: float = 2.0
+
+
+@dataclass
+class ProposerSettings:
+    command: str = ""               # optional shell command; empty = mutations only
+    timeout_s: float = 120.0
+
+
+@dataclass
+class Settings:
+    baseline: str = "baselines/tiny.yaml"   # relative to the repository root
+    search: SearchSettings = field(default_factory=SearchSettings)
+    promotion: PromotionSettings = field(default_factory=PromotionSettings)
+    proposer: ProposerSettings = field(default_factory=ProposerSettings)
+
+    def worker_count(self):
+        """'auto' or a positive int, for foundry.search.pool.plan_workers."""
+        value = str(self.search.workers)
+        if value == "auto":
+            return "auto"
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+        raise UserError(f"search.workers: expected 'auto' or a positive number, got {value!r}")
+
+
+def _fill(obj, data: dict, prefix: str, path: str) -> None:
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: {prefix or 'top level'}: expected a mapping")
+    hints = typing.get_type_hints(type(obj))
+    for key, value in data.items():
+        if key not in hints:
+            valid = ", ".join(f.name for f in dataclasses.fields(obj))
+            raise UserError(f"{path}: {prefix}{key}: unknown key (valid: {valid})")
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            _fill(getattr(obj, key), value or {}, f"{prefix}{key}.", path)
+            continue
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if typ is str and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise UserError(f"{path}: {prefix}{key}: expected {typ.__name__}, got {value!r}")
+        setattr(obj, key, value)
+
+
+def check(s: Settings, path: str) -> None:
+    if s.search.population < 1:
+        raise UserError(f"{path}: search.population: must be at least 1")
+    if s.search.keep_checkpoints not in CHECKPOINT_POLICIES:
+        raise UserError(f"{path}: search.keep_checkpoints: unknown {s.search.keep_checkpoints!r} "
+                        f"(valid: {', '.join(CHECKPOINT_POLICIES)})")
+    if s.search.trial_timeout_s <= 0:
+        raise UserError(f"{path}: search.trial_timeout_s: must be positive")
+    if s.promotion.confirm_seeds < 0 or s.promotion.z < 0 or s.promotion.min_delta < 0:
+        raise UserError(f"{path}: promotion.confirm_seeds/z/min_delta: must not be negative")
+    s.worker_count()
+
+
+def load(path: str, overrides: dict | None = None) -> Settings:
+    """Settings from `path` (defaults if missing), then dotted `overrides` ({"search.population": 8})."""
+    s = Settings()
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                _fill(s, yaml.safe_load(f) or {}, "", path)
+        except yaml.YAMLError as e:
+            raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    for dotted, value in (overrides or {}).items():
+        _fill(s, _nest(dotted, value), "", f"{path} (flag {dotted})")
+    check(s, path)
+    return s
+
+
+def _nest(dotted: str, value) -> dict:
+    out = value
+    for part in reversed(dotted.split(".")):
+        out = {part: out}
+    return out
+
+
+def save(s: Settings, path: str) -> None:
+    atomic_write_text(path, yaml.safe_dump(dataclasses.asdict(s), sort_keys=False))

@@ -1,0 +1,25 @@
+"""The data pipeline: tokenizers, sources, chat formats, curricula, the token cache, batches, preference pairs.
+
+    from foundry.data import load_dataset, get_batch, tokenizer_from_json
+    ds = load_dataset(cfg.data)                       # cached, memory-mapped train/val token arrays
+    x, y = get_batch(ds.train, batch_size, block_size, np.random.default_rng(seed))
+
+Files: tokenizer.py (TOKENIZERS), sources.py (data.source), formats.py (FORMATS, jinja2 chat
+templates), curriculum.py (CURRICULA), cache.py (token cache), dataset.py (load_dataset, get_batch),
+preference.py (load_preference_pairs). Each registry is a dict at the end of its file.
+"""
+from foundry.data.cache import cache_root
+from foundry.data.curriculum import CURRICULA, order_documents
+from foundry.data.dataset import DOCUMENT_SEPARATOR, Dataset, get_batch, load_dataset, split_documents
+from foundry.data.formats import FORMATS, render_record
+from foundry.data.preference import load_preference_pairs
+from foundry.data.sources import Source, expand_path, read_source
+from foundry.data.tokenizer import (TOKENIZERS, BpeTokenizer, ByteTokenizer, CharTokenizer, build_tokenizer,
+                                    tokenizer_from_json)
+
+__all__ = [
+    "CURRICULA", "DOCUMENT_SEPARATOR", "FORMATS", "TOKENIZERS", "BpeTokenizer", "ByteTokenizer", "CharTokenizer",
+    "Dataset", "Source", "build_tokenizer", "cache_root", "expand_path", "get_batch", "load_dataset",
+    "load_preference_pairs", "order_documents", "read_source", "render_record", "split_documents",
+    "tokenizer_from_json",
+]

@@ -1,0 +1,126 @@
+"""load_dataset: source -> split -> curriculum -> tokenizer -> cached token arrays; get_batch for training.
+
+    ds = load_dataset(cfg.data)                 # Dataset(train, val, tokenizer, val_bytes_per_token, meta)
+    rng = np.random.default_rng(cfg.train.seed)
+    x, y = get_batch(ds.train, 16, 128, rng)    # int64 tensors (B, T); y is x shifted left by one
+
+The split is deterministic and content-based: the documents are laid end to end and the last
+`val_fraction` of their characters is validation (the document straddling the cut is split there),
+so a single text file splits exactly as nanoGPT does (first 90% train, last 10% val). Documents
+within a split are joined with DOCUMENT_SEPARATOR. char and bpe vocabularies: char from the whole
+corpus (so validation text always encodes), bpe trained on the training split only.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from foundry.data import cache
+from foundry.data.curriculum import order_documents
+from foundry.data.sources import read_source
+from foundry.data.tokenizer import build_tokenizer, tokenizer_from_json
+from foundry.errors import UserError
+
+DOCUMENT_SEPARATOR = "\n\n"
+CACHE_VERSION = 1
+
+
+@dataclass
+class Dataset:
+    train: np.ndarray            # 1-D token ids (memory-mapped uint16/uint32)
+    val: np.ndarray
+    tokenizer: object
+    val_bytes_per_token: float   # UTF-8 bytes of the validation text per validation token (for bpb)
+    meta: dict = field(default_factory=dict)
+
+
+def split_documents(documents: list[str], val_fraction: float) -> tuple[list[str], list[str]]:
+    """(train_docs, val_docs): the last `val_fraction` of all characters, in document order, is val."""
+    total = sum(len(d) for d in documents)
+    cut = int(total * (1.0 - val_fraction))
+    train, val, seen = [], [], 0
+    for doc in documents:
+        if seen + len(doc) <= cut:
+            train.append(doc)
+        elif seen >= cut:
+            val.append(doc)
+        else:
+            train.append(doc[:cut - seen])
+            val.append(doc[cut - seen:])
+        seen += len(doc)
+    if not train or not val:
+        raise UserError(f"data.val_fraction={val_fraction}: the source ({total} characters) is too small to split")
+    return train, val
+
+
+def _settings(data_cfg) -> dict:
+    """The config values that change the cached tokens (everything else can vary freely)."""
+    return {"tokenizer": data_cfg.tokenizer, "val_fraction": data_cfg.val_fraction,
+            "format": data_cfg.format, "curriculum": data_cfg.curriculum, "field": data_cfg.field,
+            "bpe_vocab_size": data_cfg.bpe_vocab_size if data_cfg.tokenizer == "bpe" else None,
+            "version": CACHE_VERSION}
+
+
+def _build(source, data_cfg):
+    """Tokenize a source: (train ids, val ids, tokenizer, val UTF-8 bytes)."""
+    train_docs, val_docs = split_documents(source.documents, data_cfg.val_fraction)
+    train_text = DOCUMENT_SEPARATOR.join(order_documents(data_cfg.curriculum, train_docs))
+    val_text = DOCUMENT_SEPARATOR.join(val_docs)
+    vocab_text = train_text if data_cfg.tokenizer == "bpe" else train_text + val_text
+    tokenizer = build_tokenizer(data_cfg.tokenizer, vocab_text, data_cfg.bpe_vocab_size)
+    dtype = cache.token_dtype(tokenizer.vocab_size)
+    train = tokenizer.encode_array(train_text).astype(dtype)
+    val = tokenizer.encode_array(val_text).astype(dtype)
+    return train, val, tokenizer, len(val_text.encode("utf-8"))
+
+
+def load_dataset(data_cfg, cache_dir=None) -> Dataset:
+    """Read, split, tokenize and cache `data_cfg.source`; a second call with the same inputs is a cache hit."""
+    source = read_source(data_cfg.source, data_cfg.field, data_cfg.format)
+    settings = _settings(data_cfg)
+    spec = data_cfg.source if data_cfg.source == "builtin" else os.path.abspath(
+        os.path.expanduser(os.path.expandvars(data_cfg.source)))
+    identity = cache.sha256_text(json.dumps({"source": spec, **settings}, sort_keys=True))[:12]
+    key = cache.sha256_text(json.dumps({"source_hash": source.hash, **settings}, sort_keys=True))
+    name = f"{identity}-{key[:16]}"
+    root = cache.cache_root(cache_dir)
+
+    entry, status = cache.lookup(root, name, key), "hit"
+    if entry is None:
+        train, val, tokenizer, val_bytes = _build(source, data_cfg)
+        manifest = {"source": data_cfg.source, "source_hash": source.hash, "source_meta": source.meta,
+                    "tokenizer": tokenizer.name, "vocab_size": tokenizer.vocab_size, "val_bytes": val_bytes,
+                    **settings}
+        try:
+            entry, status = cache.publish(root, name, key, train, val, manifest, tokenizer.to_json()), "miss"
+        except OSError as e:  # an unwritable cache must not stop training: keep the arrays in memory
+            entry = (train, val, dict(manifest, dtype=str(train.dtype)), tokenizer.to_json())
+            status = f"off ({e.strerror or e})"
+    train, val, manifest, tokenizer_json = entry
+    tokenizer = tokenizer_from_json(tokenizer_json)
+    meta = {k: v for k, v in source.meta.items() if k != "file_list"}  # the full list stays in the manifest
+    meta.update({"tokenizer": tokenizer.name, "vocab_size": tokenizer.vocab_size, "dtype": manifest["dtype"],
+                 "train_tokens": int(len(train)), "val_tokens": int(len(val)), "val_bytes": manifest["val_bytes"],
+                 "val_fraction": data_cfg.val_fraction, "format": data_cfg.format,
+                 "curriculum": data_cfg.curriculum, "cache": status.split(" ")[0],
+                 "cache_dir": os.path.join(root, "tokens", name)})
+    if status.startswith("off"):
+        meta["cache_error"] = status
+    return Dataset(train, val, tokenizer, manifest["val_bytes"] / max(1, len(val)), meta)
+
+
+def get_batch(tokens: np.ndarray, batch_size: int, block_size: int, rng: np.random.Generator):
+    """(x, y) int64 tensors (B, T) at random offsets drawn from `rng`; y[:, t] is the token after x[:, t]."""
+    n = len(tokens)
+    if n <= block_size:
+        raise UserError(f"data: a split of {n} tokens is too short for model.block_size={block_size}")
+    starts = rng.integers(0, n - block_size, size=batch_size)                 # (B,)
+    offsets = np.arange(block_size)                                           # (T,)
+    # one gather for inputs and targets: (2, B, T) -> two contiguous (B, T) views of one tensor
+    index = starts[None, :, None] + offsets[None, None, :] + np.array([0, 1])[:, None, None]
+    both = torch.from_numpy(tokens[index].astype(np.int64))
+    return both[0], both[1]

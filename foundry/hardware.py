@@ -1,0 +1,73 @@
+"""The machine in numbers: device choice, peak FLOP/s for MFU, peak memory, a description.
+
+    device = pick_device("auto")         # cuda if available, else cpu
+    peak_flops(device)                   # bf16 dense peak on known GPUs; measured fp32 matmul on CPU
+"""
+import json
+import os
+import platform
+import time
+
+import torch
+
+# Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s).
+GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12,
+                 "4090": 165e12, "3090": 71e12}
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def describe(device) -> str:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
+    return f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def peak_flops(device) -> float:
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        return next((v for k, v in GPU_PEAK_BF16.items() if k in name), 0.0)
+    return measured_cpu_peak()
+
+
+def measured_cpu_peak() -> float:
+    """fp32 matmul FLOP/s with the current thread count, measured once and cached on disk."""
+    key = f"{platform.machine()}-{os.cpu_count()}-{torch.get_num_threads()}-{torch.__version__}"
+    cache = os.path.join(os.environ.get("FOUNDRY_CACHE", os.path.expanduser("~/.cache/foundry")), "peak_flops.json")
+    try:
+        with open(cache) as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        n = 1024
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b  # warm up
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 0.5:
+            a @ b
+            reps += 1
+        known[key] = 2 * n ** 3 * reps / (time.perf_counter() - start)
+        from foundry.config import atomic_write_text
+        try:
+            atomic_write_text(cache, json.dumps(known))
+        except OSError:
+            pass  # a read-only home only costs a re-measure next time
+    return known[key]
+
+
+def peak_memory_mb(device) -> float:
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    except ImportError:
+        return 0.0

@@ -1,0 +1,46 @@
+"""Shared fixtures: the shared data folder, a token cache per test session, a tiny config.
+
+FOUNDRY_DATA must point at the shared data sets (../shared/data); tests that need it fail,
+not skip, when it is missing, so CI cannot pass without the real data.
+"""
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.environ.get("FOUNDRY_DATA"):
+    # The README passes a relative path; subprocesses of tests run in other folders.
+    os.environ["FOUNDRY_DATA"] = os.path.abspath(os.environ["FOUNDRY_DATA"])
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """Token caches and measured peaks go to a temporary folder, never the user's home."""
+    os.environ["FOUNDRY_CACHE"] = str(tmp_path_factory.mktemp("foundry-cache"))
+    yield
+
+
+@pytest.fixture
+def shared_data() -> str:
+    path = os.environ.get("FOUNDRY_DATA")
+    assert path, "FOUNDRY_DATA is not set: point it at the shared data folder (../shared/data)"
+    assert os.path.isfile(os.path.join(path, "tinyshakespeare.txt")), f"{path}: no tinyshakespeare.txt"
+    return path
+
+
+@pytest.fixture
+def tiny_text(tmp_path) -> str:
+    """A small plain-text corpus file (about 40 KB), deterministic."""
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "and", "cat"]
+    lines = [" ".join(words[(i * 7 + j * 3) % len(words)] for j in range(12)) for i in range(600)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def tiny_overrides(source: str, steps: int = 4) -> list[str]:
+    """Overrides that make any config train in about a second."""
+    return [f"data.source={source}", "model.n_layer=1", "model.n_head=2", "model.n_embd=32",
+            "model.block_size=32", "train.batch_size=4", "train.warmup_steps=2",
+            f"budget.steps={steps}", "budget.tokens=0", "budget.seconds=0",
+            "eval.interval=1000", "eval.batches=2"]

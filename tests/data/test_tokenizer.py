@@ -1,0 +1,70 @@
+"""Tokenizer round-trips, JSON save/load and the registry: python -m pytest tests/data/test_tokenizer.py"""
+import json
+
+import numpy as np
+import pytest
+
+from foundry.data import TOKENIZERS, build_tokenizer, tokenizer_from_json
+from foundry.errors import UserError
+
+CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+          "def f(x):\n    return x * 2  # doubled\n") * 20
+SAMPLES = ["hear me speak", "def f(x):\n    return x", "", "  spaces  and  newlines\n\n"]
+
+
+@pytest.mark.parametrize("kind", sorted(TOKENIZERS))
+def test_round_trip_and_json(kind):
+    tok = build_tokenizer(kind, CORPUS, bpe_vocab_size=300)
+    assert tok.name == kind
+    for text in SAMPLES + [CORPUS]:
+        ids = tok.encode(text)
+        assert all(isinstance(i, int) and 0 <= i < tok.vocab_size for i in ids)
+        assert tok.decode(ids) == text
+        assert np.array_equal(tok.encode_array(text), np.asarray(ids, dtype=np.int64).reshape(-1))
+    rebuilt = tokenizer_from_json(tok.to_json())
+    assert type(rebuilt) is type(tok) and rebuilt == tok
+    assert rebuilt.vocab_size == tok.vocab_size and rebuilt.to_json() == tok.to_json()
+    assert rebuilt.encode(CORPUS) == tok.encode(CORPUS)
+
+
+def test_byte_handles_any_unicode():
+    tok = build_tokenizer("byte", "")
+    text = "naïve café — 日本語 🚀 Ωmega"
+    ids = tok.encode(text)
+    assert tok.vocab_size == 256 and len(ids) == len(text.encode("utf-8")) > len(text)
+    assert tok.decode(ids) == text
+    cut = tok.encode("日")[:2]                          # 3 bytes in UTF-8; keep 2
+    assert tok.decode(cut) == "\ufffd"                  # a cut character decodes, never raises
+
+
+def test_char_vocabulary_is_sorted_and_deterministic():
+    a = build_tokenizer("char", "banana bread")
+    b = build_tokenizer("char", "bread banana")
+    assert a.chars == " abdenr" and a.vocab_size == 7 and a == b
+    assert a.encode("ab") == [1, 2]
+    with pytest.raises(UserError, match="'z' is not in the vocabulary"):
+        a.encode("zebra")
+    text = "ünïcödé 日本"
+    assert build_tokenizer("char", text).decode(build_tokenizer("char", text).encode(text)) == text
+
+
+def test_bpe_is_deterministic_learns_merges_and_handles_unseen_text():
+    a = build_tokenizer("bpe", CORPUS, bpe_vocab_size=300)
+    b = build_tokenizer("bpe", CORPUS, bpe_vocab_size=300)
+    assert a.to_json() == b.to_json() and a.vocab_size == 300
+    assert len(a.encode("hear me speak")) < len("hear me speak")   # merges compress seen text
+    unseen = "Ωmega 🚀 zzz"
+    assert a.decode(a.encode(unseen)) == unseen                     # byte fallback: nothing is unknown
+    with pytest.raises(UserError, match="bpe_vocab_size"):
+        build_tokenizer("bpe", CORPUS, bpe_vocab_size=100)
+
+
+def test_unknown_kind_and_bad_json_are_user_errors():
+    with pytest.raises(UserError, match="valid: bpe, byte, char"):
+        build_tokenizer("wordpiece", CORPUS)
+    with pytest.raises(UserError, match="valid: bpe, byte, char"):
+        tokenizer_from_json(json.dumps({"kind": "wordpiece"}))
+    with pytest.raises(UserError, match="not valid JSON"):
+        tokenizer_from_json("{nope")
+    with pytest.raises(UserError, match="'kind'"):
+        tokenizer_from_json("[]")

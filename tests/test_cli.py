@@ -1,0 +1,88 @@
+"""The `foundry` command end to end: help, train, validate, sample, and bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from foundry.cli import COMMANDS
+from tests.conftest import REPO, tiny_overrides
+
+TINY = os.path.join(REPO, "baselines", "tiny.yaml")
+
+
+def foundry(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "foundry.cli", *map(str, args)], cwd=cwd or REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_top_level_help_lists_every_subcommand():
+    result = foundry("--help")
+    assert result.returncode == 0
+    for name in COMMANDS:
+        assert f"  {name} " in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_subcommand_has_help(name):
+    result = foundry(name, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: foundry" in result.stdout
+
+
+def test_train_sample_and_validate(tiny_text, tmp_path):
+    out = tmp_path / "run"
+    result = foundry("train", TINY, *tiny_overrides(tiny_text, 5), "--out", out)
+    assert result.returncode == 0, result.stderr
+    tail = result.stdout.strip().splitlines()[-11:]
+    assert tail[0] == "status: done" and tail[-1].startswith("config_hash: ")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 5
+    # a second train into the same folder must say how to continue instead of overwriting
+    again = foundry("train", TINY, *tiny_overrides(tiny_text, 5), "--out", out)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = foundry("train", TINY, *tiny_overrides(tiny_text, 7), "--out", out, "--resume")
+    assert resumed.returncode == 0 and "resumed" in resumed.stdout
+    sample = foundry("sample", out, "--prompt", "the quick", "--tokens", "12", "--temperature", "0")
+    assert sample.returncode == 0, sample.stderr
+    assert sample.stdout.startswith("the quick") and len(sample.stdout.encode()) >= len("the quick")
+    valid = foundry("validate", TINY, "model.n_layer=3", "--json")
+    assert valid.returncode == 0 and json.loads(valid.stdout)["config"]["model"]["n_layer"] == 3
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "missing.yaml"], "missing.yaml: cannot read"),
+    (["train", TINY, "model.n_head=3"], "model.n_embd: 128 is not divisible by model.n_head=3"),
+    (["train", TINY, "model.attention=flash"], "model.attention: unknown 'flash'"),
+    (["train", TINY, "data.source=/no/such/corpus.txt"], "/no/such/corpus.txt"),
+    (["validate", TINY, "budget.tokens=-1"], "budget"),
+    (["sample", "/no/such/run"], "not a Foundry checkpoint"),
+    (["nonsense"], "unknown subcommand"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path):
+    result = foundry(*args, "--out", tmp_path / "run") if args[0] == "train" else foundry(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_crash_in_model_code_is_recorded(tiny_text, tmp_path, monkeypatch):
+    from foundry.model import GPT
+    from foundry.train_cli import train_main
+
+    def broken_forward(self, idx, caches=None, start=0):
+        raise RuntimeError("component exploded")
+    monkeypatch.setattr(GPT, "forward", broken_forward)
+    out = tmp_path / "run"
+    assert train_main([TINY, *tiny_overrides(tiny_text, 2), "--out", str(out)]) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "component exploded" in summary["error"]
+
+
+def test_a_split_too_short_for_the_block_is_bad_input(tiny_text, tmp_path):
+    result = foundry("train", TINY, *tiny_overrides(tiny_text, 2), "model.block_size=100000",
+                     "--out", tmp_path / "run")
+    assert result.returncode == 2 and "block_size=100000" in result.stderr
+    assert not (tmp_path / "run").exists()
