@@ -192,7 +192,7 @@ def history_main(argv) -> int:
     p.add_argument("--baseline", help="only promotions of this baseline file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     args = p.parse_args(argv)
-    repo = open_repo(args.baseline or os.path.join(os.getcwd(), "x"))
+    repo = open_repo(args.baseline or os.getcwd())
     entries = promotions(repo, relpath(repo, args.baseline) if args.baseline else None)
     if args.json:
         print(json.dumps(entries, indent=2))

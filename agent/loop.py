@@ -26,10 +26,13 @@ from agent.decide import improvement, judge, promoted_text, usable
 from agent.ledger import Ledger
 from agent.promotion import (Promotion, PromotionConflict, code_fingerprint, crash_point, hardware,
                              head_text, promote, relpath)
-from agent.report import leaderboard
+from agent.report import proposer_input
 from agent.view import progress_line, read_progress
-from foundry.config import config_hash, diff, load, save, to_dict
+from foundry.config import config_hash, diff, load, save
 from foundry.search.pool import TrialSpec, WorkerPool, kill_orphan, plan_workers
+
+
+NOTHING_TO_TRY = "no new candidates to try"
 
 
 class Stopped(Exception):
@@ -72,6 +75,8 @@ class Supervisor:
                     if (generations is not None and gen > generations) or (deadline and time.time() >= deadline):
                         break
                 self.advance(gen)
+                if self.ledger.decision(gen)["reason"] == NOTHING_TO_TRY:
+                    self.idle(60)
         except Stopped:
             pass
         finally:
@@ -82,6 +87,15 @@ class Supervisor:
             return 130
         self.view.log("budget reached; stopping")
         return 0
+
+    def idle(self, seconds: float) -> None:
+        """Nothing left to propose: wait for the queue folder (or a stop) instead of spinning."""
+        self.view.log(f"nothing new to try; waiting up to {seconds:.0f}s for experiments/{self.campaign}/queue/")
+        queue, end = os.path.join(self.dir, "queue"), time.time() + seconds
+        while time.time() < end and not self.stop_signal:
+            if any(n.endswith((".yaml", ".yml")) for n in (os.listdir(queue) if os.path.isdir(queue) else [])):
+                return
+            time.sleep(1)
 
     def reconcile(self) -> None:
         """After a crash: no trainer of ours may still write; unfinished trials go back to the queue."""
@@ -148,7 +162,7 @@ class Supervisor:
             offer(p)
         command = self.settings.proposer.command
         if len(out) < want and command:
-            for p in proposer.from_command(command, self.leaderboard(baseline, bhash), baseline,
+            for p in proposer.from_command(command, proposer_input(self.ledger, self.campaign, self.settings.promotion, self.rel, baseline), baseline,
                                            self.settings.proposer.timeout_s, self.view.log):
                 offer(p)
         if len(out) < want:
@@ -163,7 +177,7 @@ class Supervisor:
         cands = [t for t in rows if t["variant"] != "baseline" and usable(t)]
         lower = self.settings.promotion.lower_is_better
         if base is None:
-            return self.reject(gen, None, "no candidates to try")
+            return self.reject(gen, None, NOTHING_TO_TRY)
         if not usable(base):
             return self.reject(gen, None, f"baseline trial {base['status']}: {base['reason']}")
         if not cands:
@@ -187,10 +201,8 @@ class Supervisor:
         cand_rows = [t for t in rows if t["variant"] == variant]
         kind, reason, d, table = judge(base_rows, cand_rows, self.settings.promotion)
         cand = cand_rows[0]
-        numbers = dict(variant=variant, mutation=cand["mutation"], metric=self.settings.promotion.metric,
-                       baseline_mean=d.baseline_mean if d else None, candidate_mean=d.candidate_mean if d else None,
-                       improvement=d.improvement if d else None, threshold=d.threshold if d else None,
-                       se=d.se if d else None, reason=reason)
+        numbers = {k: getattr(d, k, None) for k in ("baseline_mean", "candidate_mean", "improvement", "threshold", "se")}
+        numbers.update(variant=variant, mutation=cand["mutation"], metric=self.settings.promotion.metric, reason=reason)
         details = {"seeds": table, "trials": [t["id"] for t in base_rows + cand_rows], "difference": d and d.to_dict()}
         if kind == "promote":
             details["promotion"] = asdict(self.build_promotion(gen, cand, d, table, details["trials"], reason))
@@ -286,11 +298,3 @@ class Supervisor:
         if time.time() - self._fingerprint[0] > 5:
             self._fingerprint = (time.time(), code_fingerprint(self.repo))
         return self._fingerprint[1]
-
-    def leaderboard(self, baseline, bhash: str) -> dict:
-        """What proposer.command reads on stdin."""
-        keep = ("gen", "kind", "variant", "mutation", "baseline_mean", "candidate_mean", "reason")
-        return {"campaign": self.campaign, "metric": self.settings.promotion.metric,
-                "baseline": {"path": self.rel, "hash": bhash, "name": baseline.name, "config": to_dict(baseline)},
-                "leaderboard": leaderboard(self.ledger, self.settings.promotion.lower_is_better, limit=20),
-                "decisions": [{k: d[k] for k in keep} for d in self.ledger.decisions()]}

@@ -44,8 +44,10 @@ def crash_point(name: str) -> None:
 
 
 def open_repo(path: str) -> git.Repo:
+    """The repository holding `path` (a file or a folder)."""
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     try:
-        return git.Repo(os.path.dirname(os.path.abspath(path)), search_parent_directories=True)
+        return git.Repo(folder, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         raise UserError(f"{path}: not inside a git repository (promotions are git commits)") from None
 

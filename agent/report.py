@@ -12,6 +12,7 @@ import time
 
 from agent.lock import pid_alive, read_pid
 from agent.view import read_progress
+from foundry.config import config_hash, to_dict
 from foundry.search import stats
 
 
@@ -29,6 +30,16 @@ def leaderboard(ledger, lower_is_better: bool = True, limit: int = 10) -> list[d
                      "stderr": stats.stderr(values), "seeds": len(values)})
     rows.sort(key=lambda r: r["mean"] if lower_is_better else -r["mean"])
     return rows[:limit]
+
+
+def proposer_input(ledger, campaign: str, promotion, baseline_rel: str, baseline) -> dict:
+    """The JSON that proposer.command reads on stdin."""
+    keep = ("gen", "kind", "variant", "mutation", "baseline_mean", "candidate_mean", "reason")
+    return {"campaign": campaign, "metric": promotion.metric,
+            "baseline": {"path": baseline_rel, "hash": config_hash(baseline), "name": baseline.name,
+                         "config": to_dict(baseline)},
+            "leaderboard": leaderboard(ledger, promotion.lower_is_better, limit=20),
+            "decisions": [{k: d[k] for k in keep} for d in ledger.decisions()]}
 
 
 def status(ledger, campaign_dir: str, metric: str = "val_bpb", lower_is_better: bool = True) -> dict:

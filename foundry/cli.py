@@ -73,6 +73,11 @@ def _lr_find(argv):
     return lr_find_main(argv)
 
 
+def _evolve(argv):
+    from foundry.search.cli import evolve_main
+    return evolve_main(argv)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -107,6 +112,7 @@ COMMANDS = {
     "sweep": (_sweep, "train variants in parallel (ASHA), rank, optionally promote"),
     "compare": (_compare, "interleaved multi-seed comparison of two configs"),
     "lr-find": (_lr_find, "learning-rate range test"),
+    "evolve": (_evolve, "aging evolution over configs (stacked mutations)"),
 }
 
 if __name__ == "__main__":

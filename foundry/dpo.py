@@ -7,7 +7,7 @@ weights), it raises the log-probability of the chosen response over the rejected
 
 with pi_c = sum of log p(response tokens | prompt) under the policy (likewise the others).
 
-    pairs = read_pairs("prefs.jsonl")                     # one JSON object per line
+    pairs = load_preference_pairs("prefs.jsonl")          # foundry.data: one JSON object per line
     ref = frozen_reference(model)                         # a detached copy, eval mode
     batch = pair_batch(pairs[:8], tokenizer, cfg.model.block_size)
     loss, margin, accuracy = dpo_step(model, ref, batch, beta=cfg.train.dpo_beta)
@@ -20,36 +20,11 @@ foundry.modules.dpo (train.loss: dpo) wraps the same math for the trainer.
 from __future__ import annotations
 
 import copy
-import json
 
 import torch
 import torch.nn.functional as F
 
 from foundry.errors import UserError
-
-PAIR_KEYS = ("prompt", "chosen", "rejected")
-
-
-def read_pairs(path: str) -> list[dict]:
-    """Read a JSONL file of {prompt, chosen, rejected} string records."""
-    pairs = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{n}: invalid JSON ({e.msg})") from None
-                if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in PAIR_KEYS):
-                    raise UserError(f"{path}:{n}: expected string fields {', '.join(PAIR_KEYS)}")
-                pairs.append({k: record[k] for k in PAIR_KEYS})
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    if not pairs:
-        raise UserError(f"{path}: no preference pairs")
-    return pairs
 
 
 def encode_response(tokenizer, prompt: str, response: str, block_size: int):

@@ -6,8 +6,9 @@
 For a Foundry checkpoint with no --path bpb=..., the validation split comes from the checkpoint's
 own data config (foundry.data.load_dataset, cached), so the number equals the trainer's val_bpb.
 With --path bpb=FILE the UTF-8 text is encoded by the model's tokenizer and bytes per token are
-counted over the windows scored. Lower is better: the ranking value is -bpb; --limit N caps the
-number of windows (eval.batches * train.batch_size of block_size tokens otherwise).
+counted over the windows scored. Lower is better: the ranking value is -bpb. The slice is
+eval.batches * train.batch_size windows of block_size tokens; --limit N makes it N windows,
+rounded up to whole batches of train.batch_size.
 """
 from __future__ import annotations
 

@@ -97,11 +97,14 @@ def eval_main(argv: list[str]) -> int:
         names = args.tasks.split(",") if args.tasks else ((list(cfg.eval.tasks) or ["bpb"]) if cfg else None)
         if not names:
             raise UserError("--tasks: name the tasks to run for a Hugging Face model")
+        names = [n.strip() for n in names]
+        if weights and set(weights) - set(names):  # fail before the work, not after
+            raise UserError(f"--rank: weights for tasks not run: {', '.join(sorted(set(weights) - set(names)))}")
         if "preference" in names and args.ref:
             opts.reference = _load(args.ref, args)
         if weights is None and cfg is not None and cfg.eval.rank and set(cfg.eval.rank) <= set(names):
             weights = dict(cfg.eval.rank)
-        results = run_tasks(lm, [n.strip() for n in names], opts, log=log)
+        results = run_tasks(lm, names, opts, log=log)
         report = {"target": args.target, "kind": type(lm).__name__, "device": lm.device,
                   "block_size": lm.block_size, "tokens_forwarded": lm.tokens_forwarded}
     if weights is None and "bpb" in results:

@@ -8,7 +8,8 @@ early release holds 14,079 test questions, the final one 14,042). The prompt is 
 format: a header naming the subject, k solved questions from `dev` (default 5), then the question
 and "Answer:"; the prediction is the letter among " A", " B", " C", " D" with the highest
 log-likelihood. Shots that do not fit the model's context are dropped whole from the left (the
-count used is recorded per item). Score: the macro average over subjects; the micro average and
+count used is recorded per item); a question that still does not fit loses its start to the
+model's left truncation (`truncated`, per item and as a fraction). Score: the macro average over subjects; the micro average and
 every subject's accuracy are in the result. --limit N takes questions round-robin over subjects.
 `mmlu_val` is the same on the val split (for ranking during a search, keeping test untouched).
 """
@@ -40,8 +41,9 @@ def read_split(folder: str, split: str) -> dict[str, list[dict]]:
                 reader = csv.reader(f)
                 for row in reader:
                     if len(row) != 6 or row[5].strip() not in LETTERS:
+                        got = f"answer {row[5]!r}" if len(row) == 6 else f"{len(row)} fields"
                         raise UserError(f"{path}:{reader.line_num}: expected question, 4 options and an "
-                                        f"answer letter A-D, got {len(row)} fields")
+                                        f"answer letter A-D, got {got}")
                     rows.append({"question": row[0], "choices": row[1:5], "answer": row[5].strip()})
         except (OSError, UnicodeDecodeError, csv.Error) as e:
             raise UserError(f"{path}: cannot read ({e})") from None
@@ -90,19 +92,20 @@ class MMLU:
         questions, shots = self.questions()
         questions = limited(questions, self.opts)
         budget = lm.prompt_budget(max(lm.num_tokens(f" {L}") for L in LETTERS))
-        requests, used = [], []
+        requests, used, cut = [], [], []
         for subject, _, row in questions:
             prompt, n = fit_shots(lm.num_tokens, header(subject), shots[subject],
                                   format_question(row, False), budget)
             used.append(n)
+            cut.append(lm.num_tokens(prompt) > budget)  # the model will cut this prompt's start
             requests.extend((prompt, f" {L}") for L in LETTERS)
         scores = lm.loglikelihood(requests)
         items, per_subject = [], {}
-        for q, ((subject, index, row), n) in enumerate(zip(questions, used)):
+        for q, ((subject, index, row), n, truncated) in enumerate(zip(questions, used, cut)):
             logprobs = [scores[4 * q + j][0] for j in range(4)]
             pred = LETTERS[max(range(4), key=logprobs.__getitem__)]
             items.append({"subject": subject, "index": index, "gold": row["answer"], "pred": pred,
-                          "correct": pred == row["answer"], "shots": n,
+                          "correct": pred == row["answer"], "shots": n, "truncated": truncated,
                           "logprobs": [round(x, 4) for x in logprobs]})
             per_subject.setdefault(subject, []).append(pred == row["answer"])
         subject_acc = {s: sum(v) / len(v) for s, v in sorted(per_subject.items())}
@@ -110,7 +113,8 @@ class MMLU:
         micro = sum(it["correct"] for it in items) / max(1, len(items))
         return make_result(self.name, "acc_macro", macro, self.chance, items, micro_acc=micro,
                            subjects=subject_acc, n_subjects=len(subject_acc), split=self.split,
-                           mean_shots=sum(used) / max(1, len(used)))
+                           mean_shots=sum(used) / max(1, len(used)),
+                           truncated=sum(cut) / max(1, len(cut)))
 
 
 class MMLUValidation(MMLU):

@@ -8,7 +8,7 @@ MQAR (multi-query associative recall, Arora et al. 2023 "Zoology"): key:value pa
 every key again in a new order; each query's value is scored (and only those):
     "q:4 c:7 x:1 | x:1 q:4 c:7\\n"        keys a-z, values 0-9 (chance 1/10 per query)
 Addition: k solved examples as context, then "a+b=" and the sum, scored by exact match:
-    "12+30=42\\n905+17=922\\n481+356="  ->  "837"
+    "12+30=42\\n905+17=922\\n481+356="  ->  "837\\n"   (the newline too: the answer must end)
 A query or sum counts as correct when greedy decoding reproduces it exactly (every token is the
 argmax given the true prefix). Use a different seed for training text than for evaluation.
 """
@@ -90,7 +90,7 @@ class Addition:
         for _ in range(self.opts.limit or self.default_examples):
             context = "".join(q + a + "\n" for q, a in (addition_pair(rng, self.digits) for _ in range(shots)))
             question, answer = addition_pair(rng, self.digits)
-            requests.append((context + question, answer))
+            requests.append((context + question, answer + "\n"))  # the newline: the answer must end
             golds.append(question + answer)
         scores = lm.loglikelihood(requests)
         items = [{"index": i, "problem": g, "correct": greedy, "logprob": round(lp, 4)}

@@ -115,6 +115,7 @@ def load_dataset(data_cfg, cache_dir=None) -> Dataset:
 
 def get_batch(tokens: np.ndarray, batch_size: int, block_size: int, rng: np.random.Generator):
     """(x, y) int64 tensors (B, T) at random offsets drawn from `rng`; y[:, t] is the token after x[:, t]."""
+    tokens = np.asarray(tokens)  # a plain ndarray view of the memmap: skips the subclass overhead per gather
     n = len(tokens)
     if n <= block_size:
         raise UserError(f"data: a split of {n} tokens is too short for model.block_size={block_size}")

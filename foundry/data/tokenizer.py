@@ -12,10 +12,15 @@ it to TOKENIZERS at the end of this file.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
 from foundry.errors import UserError
+
+
+BPE_CHUNK_CHARS = 1 << 16
+_SAFE_CUT = re.compile(r"\n(?=\S)")
 
 
 class ByteTokenizer:
@@ -130,11 +135,17 @@ class BpeTokenizer:
         return cls(Tokenizer.from_str(json.dumps(spec)))
 
     def encode_array(self, text: str) -> np.ndarray:
-        # encode line batches: one giant string would make the pre-tokenizer hold it all at once
-        lines = text.splitlines(keepends=True)
-        chunks = ["".join(lines[i:i + 4096]) for i in range(0, len(lines), 4096)]
+        # Encode ~BPE_CHUNK_CHARS pieces in parallel. Cuts fall only after a newline that precedes a
+        # non-space character: the byte-level pre-tokenizer splits there anyway, and BPE never merges
+        # across its pieces, so the ids equal encode(text) exactly.
+        chunks, start = [], 0
+        while start < len(text):
+            match = _SAFE_CUT.search(text, start + BPE_CHUNK_CHARS)
+            end = match.end() if match else len(text)
+            chunks.append(text[start:end])
+            start = end
         encoded = self._tok.encode_batch(chunks, add_special_tokens=False)
-        return np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encoded] or [np.zeros(0, np.int64)])
+        return np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in encoded] + [np.zeros(0, np.int64)])
 
     def encode(self, text: str) -> list[int]:
         return self._tok.encode(text, add_special_tokens=False).ids

@@ -72,3 +72,93 @@ def sweep_main(argv: list[str]) -> int:
         report["promotion"] = sweep.promote_winner(report, args.baseline, old_hash, args.min_delta, args.z, log=log)
     print(json.dumps(report, indent=2) if args.json else sweep.format_report(report))
     return 0
+
+
+def compare_main(argv: list[str]) -> int:
+    from foundry.search import compare
+    p = _parser("compare", "Train two configs with the same seeds, interleaved, and report means, spread and "
+                           "the difference B - A with a confidence interval. Finished runs are reused.")
+    p.add_argument("a", metavar="A.yaml")
+    p.add_argument("b", metavar="B.yaml")
+    p.add_argument("--seeds", type=int, default=3, help="runs per config (seeds seed, seed+1, ...)")
+    p.add_argument("--jobs", default="auto", help="parallel workers: N or auto")
+    p.add_argument("--out", help="folder for the runs (default: experiments/compare/A-vs-B-HASH)")
+    p.add_argument("--metric", default="val_bpb", help="summary.json key to compare (lower is better)")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
+    p.add_argument("--timeout", type=float, help="per-run wall-clock limit in seconds")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    out = args.out or compare.default_dir(args.a, args.b)
+    log = (lambda *a, **k: None) if args.json else print
+    report = compare.run_compare(args.a, args.b, args.seeds, _workers(args.jobs), out, args.metric, args.level,
+                                 args.timeout, log=log)
+    print(json.dumps(report, indent=2) if args.json else compare.format_report(report))
+    return 0
+
+
+def lr_find_main(argv: list[str]) -> int:
+    from foundry.config import load
+    from foundry.search import lr_find
+    p = _parser("lr-find", "Learning-rate range test: train while the lr grows exponentially, stop when the "
+                           "loss diverges, suggest an lr; writes OUT/lr_find.json and OUT/lr_find.png.")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", help="dotted overrides such as model.n_layer=6")
+    p.add_argument("--out", help="output folder (default: experiments/lr_find/NAME)")
+    p.add_argument("--min-lr", type=float, default=1e-6)
+    p.add_argument("--max-lr", type=float, default=1.0)
+    p.add_argument("--steps", type=int, default=100, help="steps from min-lr to max-lr")
+    p.add_argument("--smooth", type=float, default=0.9, help="moving-average factor of the loss")
+    p.add_argument("--diverge", type=float, default=4.0, help="stop when the smoothed loss exceeds this x its best")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    cfg = load(args.config, args.overrides)
+    out = args.out or f"experiments/lr_find/{cfg.name}"
+    log = (lambda *a, **k: None) if args.json else print
+    result = lr_find.lr_range_test(cfg, args.min_lr, args.max_lr, args.steps, args.smooth, args.diverge, log=log)
+    json_path, png_path = lr_find.write_outputs(result, out)
+    brief = {k: result[k] for k in ("suggested_lr", "steepest_lr", "min_loss_lr", "min_loss", "stop_reason")}
+    if args.json:
+        print(json.dumps({**brief, "json": json_path, "png": png_path}, indent=2))
+    else:
+        print(f"suggested lr: {result['suggested_lr']:.3g} (min-loss lr {result['min_loss_lr']:.3g} / 10); "
+              f"steepest descent at {result['steepest_lr']:.3g}")
+        print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def evolve_main(argv: list[str]) -> int:
+    from foundry.config import load
+    from foundry.search import evolution, trials
+    p = _parser("evolve", "Aging evolution over configs: sample members, mutate the best (stacked mutations), "
+                          "retire the oldest. Re-run the same command to resume the population.")
+    p.add_argument("--baseline", default="baselines/tiny.yaml")
+    p.add_argument("--dir", help="search folder (default: experiments/evolve/NAME-HASH)")
+    p.add_argument("--population", type=int, default=8)
+    p.add_argument("--sample", type=int, default=3, help="members sampled per cycle; the best is the parent")
+    p.add_argument("--cycles", type=int, default=20, help="children to train")
+    p.add_argument("--max-stack", type=int, default=2, help="mutations applied per child: 1 to this")
+    p.add_argument("--budget", type=int, help="tokens per trial (default: the baseline's budget)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search's random choices")
+    p.add_argument("--jobs", default="auto", help="parallel workers: N or auto")
+    p.add_argument("--timeout", type=float, help="per-trial wall-clock limit in seconds")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    base = load(args.baseline)
+    budget = args.budget or trials.full_budget_tokens(base)
+    from foundry.config import config_hash
+    folder = args.dir or f"experiments/evolve/{base.name}-{config_hash(base)}-s{args.seed}"
+    evo = evolution.AgingEvolution.start(base, folder, args.population, args.sample, args.cycles,
+                                         args.max_stack, args.seed)
+    log = (lambda *a, **k: None) if args.json else print
+    report = evolution.run_evolution(evo, _workers(args.jobs), budget, args.timeout, log=log)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    rows = [{"id": m["id"], "label": m["label"], "val_bpb": m["objective"], "parent": m["parent"]}
+            for m in sorted(report["population"], key=lambda m: m["objective"] if m["objective"] is not None else 9e9)]
+    print(trials.table(rows, [("id", "member", ""), ("label", "mutations", ""), ("val_bpb", "val_bpb", ".4f"),
+                              ("parent", "parent", "")]))
+    best = report["best"]
+    if best:
+        print(f"\nbest ever: {best['id']} {best['label']} (val_bpb {best['objective']:.4f}, config {best['config']})")
+    return 0

@@ -11,8 +11,8 @@ group (its own session), logging to DIR/train.log; a wall-clock timeout or `stop
 whole group (SIGTERM, then SIGKILL after a grace period). On Linux a trial also dies with the
 process that started it, so a supervisor killed with -9 leaves no trainer behind.
 
-The supervisor drives the pool without blocking: `submit()`, then `poll()` returns the
-events (started / finished) since the last call. `run()` is the blocking form for sweeps.
+Non-blocking use (the supervisor): `submit()`, then `poll()` returns the started / finished
+events since the last call. `run()` is the blocking form (sweeps).
 """
 from __future__ import annotations
 
@@ -120,11 +120,10 @@ def plan_workers(n="auto", gpus: list[str] | None = None, cores: int | None = No
 
 
 def _die_with_parent():
-    """Runs in the child before exec: new session is set by Popen; ask Linux for SIGKILL when
-    the parent dies (PR_SET_PDEATHSIG = 1). Best effort elsewhere."""
+    """In the child before exec: SIGKILL when the parent dies (Linux PR_SET_PDEATHSIG = 1)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except Exception:
+    except Exception:  # best effort: the supervisor's restart kills orphans too (kill_orphan)
         pass
 
 
@@ -206,10 +205,9 @@ class WorkerPool:
     def stop(self, wait_s: float | None = None) -> list[Event]:
         """Kill every running trial's process group (queued ones are dropped); wait for them."""
         self.queue.clear()
-        now = time.time()
         for run in self.active.values():
             self._signal(run, signal.SIGTERM)
-            run.kill_reason, run.kill_at = "interrupted", now + (self.grace_s if wait_s is None else wait_s)
+            run.kill_reason, run.kill_at = "interrupted", time.time() + (self.grace_s if wait_s is None else wait_s)
         events = []
         while self.active:
             events += self._reap()
@@ -252,8 +250,7 @@ class WorkerPool:
             proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=env, cwd=self.cwd, start_new_session=True,
                                     preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-        timeout = spec.timeout_s if spec.timeout_s is not None else self.timeout_s
-        now = time.time()
+        timeout, now = spec.timeout_s if spec.timeout_s is not None else self.timeout_s, time.time()
         self.active[worker.name] = _Running(spec, worker, proc, offset, now, now + timeout if timeout else None)
         return Event("started", spec, worker, proc.pid)
 
@@ -296,13 +293,11 @@ class WorkerPool:
 def kill_orphan(pid: int | None, marker: str) -> bool:
     """Kill the process group of a trial left by a crashed parent, if `pid` is still that trial
     (its command line contains `marker`, e.g. the run folder) and not a recycled pid."""
-    if not pid:
-        return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if marker.encode() not in f.read():
+            if not pid or marker.encode() not in f.read():
                 return False
         os.killpg(pid, signal.SIGKILL)
         return True
-    except (OSError, ProcessLookupError):
+    except OSError:   # gone already, or not ours to kill
         return False

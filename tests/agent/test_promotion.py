@@ -13,6 +13,7 @@ import yaml
 from agent.history import promotions
 from agent.promotion import (Promotion, PromotionConflict, check_committed, code_fingerprint, head_text,
                              promote, text_hash)
+from agent_fixtures import repo  # noqa: F401  (fixture)
 from foundry.errors import UserError
 
 REL = "baselines/tiny.yaml"

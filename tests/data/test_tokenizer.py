@@ -68,3 +68,11 @@ def test_unknown_kind_and_bad_json_are_user_errors():
         tokenizer_from_json("{nope")
     with pytest.raises(UserError, match="'kind'"):
         tokenizer_from_json("[]")
+
+
+def test_bpe_parallel_chunks_encode_exactly_like_one_call(monkeypatch):
+    import foundry.data.tokenizer as tokenizer_module
+    tok = build_tokenizer("bpe", CORPUS, bpe_vocab_size=300)
+    text = "".join(f"class C{i}:\n    def f(self):\n\n        return {i}  \n  \n" for i in range(300))
+    monkeypatch.setattr(tokenizer_module, "BPE_CHUNK_CHARS", 100)   # force hundreds of chunks
+    assert tok.encode_array(text).tolist() == tok.encode(text)

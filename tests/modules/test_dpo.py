@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from foundry.data.tokenizer import ByteTokenizer
-from foundry.dpo import (dpo_loss, dpo_step, frozen_reference, pair_batch, read_pairs,
-                         sequence_logprob)
+from foundry.dpo import dpo_loss, dpo_step, frozen_reference, pair_batch, sequence_logprob
 from foundry.errors import UserError
 from foundry.model import GPT
 from foundry.modules import LOSSES
@@ -73,13 +72,3 @@ def test_dpo_training_prefers_the_chosen_responses(tiny_config):
     assert set(loss_fn.stats) == {"dpo_reward_margin", "dpo_reward_accuracy"}
     with pytest.raises(UserError, match="needs preference pairs"):
         loss_fn(model(batch["idx"]), batch["targets"])
-
-
-def test_read_pairs(tmp_path):
-    good = tmp_path / "prefs.jsonl"
-    good.write_text('{"prompt": "p", "chosen": "a", "rejected": "b", "extra": 1}\n\n')
-    assert read_pairs(str(good)) == [{"prompt": "p", "chosen": "a", "rejected": "b"}]
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "p", "chosen": "a"}\n')
-    with pytest.raises(UserError, match=r"bad\.jsonl:1: expected string fields prompt, chosen, rejected"):
-        read_pairs(str(bad))

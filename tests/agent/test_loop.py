@@ -1,0 +1,174 @@
+"""`foundry run` end to end on a temporary git repository with the real trainer and tiny budgets:
+promotion through a crash between ranking and commit, a dirty working tree left alone,
+`foundry history --json` agreeing with the ledger; clean stop and resume after kill -9 while
+training; a deliberately broken component; the proposal filter."""
+import glob
+import json
+import os
+import signal
+import time
+
+import yaml
+
+from agent.ledger import Ledger
+from agent_fixtures import GOOD_LR, foundry, make_repo, queue, repo, tiny_baseline  # noqa: F401
+from foundry.config import load
+
+RUN = ["run", "--population", "1", "--workers", "2", "--min-delta", "0"]
+BROKEN_NORM = '''
+import torch
+from torch import nn
+import foundry.modules
+
+
+class BrokenNorm(nn.Module):
+    """A component an agent got wrong: it builds, then raises on the first forward."""
+    def __init__(self, dim, cfg):
+        super().__init__()
+
+    def forward(self, x):
+        raise RuntimeError("deliberately broken component")
+
+
+foundry.modules.NORMS["broken_norm"] = BrokenNorm
+'''
+
+
+def ledger(repo, campaign="tiny") -> Ledger:
+    return Ledger(os.path.join(repo.working_tree_dir, "experiments", campaign, "ledger.sqlite"), readonly=True)
+
+
+def promote_commits(repo) -> list:
+    return [c for c in repo.iter_commits() if c.summary.startswith("promote ")]
+
+
+def dirty_state(repo) -> dict:
+    root = repo.working_tree_dir
+    with open(os.path.join(root, "notes.txt"), "a") as f:
+        f.write("staged edit\n")
+    repo.git.add("notes.txt")
+    with open(os.path.join(root, "other.txt"), "a") as f:
+        f.write("unstaged edit\n")
+    with open(os.path.join(root, "scratch.py"), "w") as f:
+        f.write("print('untracked')\n")
+    return {"staged": repo.git.diff("--cached"), "unstaged": repo.git.diff(), "untracked": repo.untracked_files}
+
+
+def test_two_generations_promote_once_through_a_crash(repo):
+    before = dirty_state(repo)
+    queue(repo, "good_lr.yaml", GOOD_LR)
+    crashed = foundry(repo, *RUN, "--generations", "1", "--confirm-seeds", "1",
+                      env={"FOUNDRY_CRASH_AT": "after_rank"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    led = ledger(repo)
+    assert led.decision(1)["kind"] == "promote" and led.decision(1)["state"] == "intent"
+    assert promote_commits(repo) == []                       # decided, not yet committed
+
+    done = foundry(repo, *RUN, "--generations", "2", "--confirm-seeds", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (commit,) = promote_commits(repo)                        # exactly one, never two
+    assert list(commit.stats.files) == ["baselines/tiny.yaml"]
+    assert commit.summary.startswith("promote tiny: train.lr=0.003, train.min_lr=0.0003 (val_bpb ")
+    for piece in ("Config diff:", "train.lr: 1e-05 -> 0.003", "g0001-v01-good_lr-s2338", "Campaign: tiny",
+                  "Code: ", "Hardware: ", "Foundry-Promotion: tiny/gen_0001"):
+        assert piece in commit.message
+    assert {"staged": repo.git.diff("--cached"), "unstaged": repo.git.diff(),
+            "untracked": repo.untracked_files} == before     # everyone else's edits untouched
+    baseline = load(os.path.join(repo.working_tree_dir, "baselines", "tiny.yaml"))
+    assert baseline.train.lr == 3e-3 and baseline.mutations == ["train.lr=0.003, train.min_lr=0.0003"]
+    assert repo.git.status("--porcelain", "--", "baselines/tiny.yaml") == ""
+
+    decision = led.decision(1)
+    assert decision["state"] == "committed" and decision["commit_sha"] == commit.hexsha
+    assert led.decision(2) is not None and led.generation(2)["baseline_hash"] != led.generation(1)["baseline_hash"]
+    trials = led.trials()
+    assert all(t["status"] == "done" and t["attempts"] == 1 for t in trials)   # nothing re-run
+    assert len([t for t in trials if t["gen"] == 1]) == 4                      # screen + confirm, both sides
+    assert not os.path.exists(os.path.join(repo.working_tree_dir, "experiments", "tiny", "queue", "good_lr.yaml"))
+    assert glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0001/runs/*good_lr*/checkpoint"))
+    assert not glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0001/runs/*baseline*/checkpoint"))
+    variant = yaml.safe_load(open(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0001/v01-good_lr.yaml")))
+    assert variant["parent"].startswith("tiny@") and variant["mutations"] == ["train.lr=0.003, train.min_lr=0.0003"]
+
+    (entry,) = json.loads(foundry(repo, "history", "--json").stdout)
+    assert (entry["commit"], entry["generation"], entry["campaign"]) == (commit.hexsha, 1, "tiny")
+    assert abs(entry["before"] - decision["baseline_mean"]) < 1e-9
+    assert abs(entry["after"] - decision["candidate_mean"]) < 1e-9
+    status = json.loads(foundry(repo, "status", "--json").stdout)
+    assert status["generation"]["gen"] == 2 and status["promotions"][0]["commit_sha"] == commit.hexsha
+    assert status["supervisor"]["running"] is False
+    runs = json.loads(foundry(repo, "runs", "--json", "--gen", "1", "--variant", "baseline").stdout)
+    assert [r["seed"] for r in runs] == [2337, 2338]
+    log = open(os.path.join(repo.working_tree_dir, "experiments", "tiny", "supervisor.log")).read()
+    assert "took over a stale lock" in log and "PROMOTE" in log
+
+
+def wait_for_training(repo, after: float = 0.0, timeout: float = 180) -> None:
+    """Until some trial's progress.json (written after `after`) shows a training step."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_*/runs/*/progress.json")):
+            try:
+                if os.path.getmtime(path) < after:
+                    continue
+                progress = json.load(open(path))
+            except ValueError:
+                continue
+            if progress.get("status") == "running" and progress.get("step", 0) >= 1:
+                return
+        time.sleep(0.1)
+    raise AssertionError("no trial started training")
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_stop_kill_9_and_resume_with_a_broken_component(tmp_path):
+    """SIGTERM stops cleanly; kill -9 while training leaves no trainer behind; the next run resumes
+    and finishes. The queued candidate uses a component that raises: recorded, never promoted."""
+    data = tiny_baseline()
+    data["budget"] = {"seconds": 4.0}                      # long enough to be killed while training
+    data["train"]["checkpoint_interval"] = 20              # so a resumed trial continues, not restarts
+    repo = make_repo(str(tmp_path / "repo"), data)
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "sitecustomize.py").write_text(BROKEN_NORM)
+    env = {"PYTHONPATH": f"{plugin}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    queue(repo, "broken.yaml", "model:\n  norm: broken_norm\n")
+    args = [*RUN, "--generations", "1", "--confirm-seeds", "0"]
+
+    proc = foundry(repo, *args, env=env, wait=False)
+    wait_for_training(repo)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    led = ledger(repo)
+    assert led.trials(variant="baseline")[0]["status"] == "interrupted"
+    assert not any(alive(t["pid"]) for t in led.trials())
+    assert open(os.path.join(repo.working_tree_dir, "experiments/tiny/supervisor.lock")).read() == ""
+
+    proc = foundry(repo, *args, env=env, wait=False)
+    wait_for_training(repo, after=time.time())
+    running = led.trials(status="running")
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    while any(alive(t["pid"]) for t in running) and time.time() < deadline:
+        time.sleep(0.1)
+    assert running and not any(alive(t["pid"]) for t in running), "a trainer outlived its supervisor"
+
+    done = foundry(repo, *args, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "re-queued" in done.stdout
+    (baseline,) = led.trials(variant="baseline")
+    assert baseline["status"] == "done" and baseline["attempts"] == 3
+    (broken,) = led.trials(variant="v01-broken")
+    assert broken["status"] == "failed" and "deliberately broken component" in broken["reason"]
+    assert "Traceback" in broken["log_tail"]
+    assert led.decision(1)["kind"] == "reject" and promote_commits(repo) == []
+    assert "deliberately broken component" in foundry(repo, "runs", "--status", "failed").stdout
