@@ -91,7 +91,7 @@ def status_table(s: dict) -> str:
              f"; {s['throughput']['trials_per_hour']:.1f} trials/hour",
              "decisions: " + (", ".join(f"{k} {v}" for k, v in sorted(s["decisions"].items())) or "none")]
     if s["running"]:
-        lines += ["", "running:"]
+        lines += ["", "running:" if sup["running"] else "left running by a supervisor that died (re-queued on the next run):"]
         for r in s["running"]:
             pct = f"{100 * r['fraction']:5.1f}%" if r["fraction"] is not None else "  ...  "
             loss = f"loss {r['loss']:.4f}" if r["loss"] is not None else ""

@@ -47,7 +47,10 @@ def main():
     p.add_argument("--split", default="test", choices=["test", "val"])
     p.add_argument("--batch-tokens", type=int, default=8192)
     p.add_argument("--data", default=None, help="data folder (default $FOUNDRY_DATA)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     args.device = resolve_device(args.device)
     lm = build_lm(args)
     lm.batch_tokens = args.batch_tokens

@@ -10,10 +10,11 @@ every sequence starts with, e.g. BOS), stop_ids (EOS), forward(ids (B,T)) -> log
 new_cache() / forward_cached(ids (B,t), cache, start) for generation with a KV cache.
 
 Scoring: segments are encoded one by one and concatenated; sequences longer than the context keep
-their last block_size + 1 tokens (left truncation). Requests whose model input is identical
-(MMLU's four letters after one prompt) share one forward. Inputs are sorted by length, right-padded
-(padding after the last real token cannot change a causal model's earlier logits) and batched up
-to `batch_tokens`; one forward per batch. A scored span cut off by truncation scores (0.0, False).
+their last block_size + 1 tokens (left truncation; a BOS prefix stays in front). Requests whose
+model input is identical (MMLU's four letters after one prompt) share one forward. Inputs are
+sorted by length, right-padded (padding after the last real token cannot change a causal model's
+earlier logits) and batched up to `batch_tokens`; one forward per batch. A scored span cut off
+entirely by truncation (or empty) scores (0.0, False).
 
 Generation: prompts keep their last block_size - max_new tokens, with max_new at most half the
 context. Rows of a batch step together from the shortest prompt's length; a row still inside its
@@ -53,15 +54,17 @@ class LanguageModel:
         return [spans[0] for spans in results]
 
     def _encode_segments(self, segments) -> tuple[list[int], list[tuple[int, int]]]:
+        prefix = len(self.prefix_ids)
         ids, spans = list(self.prefix_ids), []
         for text, scored in segments:
             tokens = self.encode(text)
             if scored:
                 spans.append((len(ids), len(ids) + len(tokens)))
             ids.extend(tokens)
-        cut = max(0, len(ids) - 1 - self.block_size)  # the model sees ids[:-1]
+        cut = max(0, len(ids) - 1 - self.block_size)  # the model sees ids[:-1]; cut after the prefix
+        ids = ids[:prefix] + ids[prefix + cut:]
         # token 0 is never predicted: a span starting there loses its first token
-        return ids[cut:], [(max(s - cut, 1), e - cut) for s, e in spans]
+        return ids, [(max(s - cut, prefix, 1), e - cut) for s, e in spans]
 
     @torch.inference_mode()
     def score(self, requests: list[list[tuple[str, bool]]]) -> list[list[tuple[float, bool]]]:
@@ -121,7 +124,9 @@ class LanguageModel:
         """Greedy continuations, cut at the first stop string (which is not included)."""
         max_new = max(1, min(max_new_tokens, self.block_size // 2))
         keep = self.block_size - max_new
-        encoded = [(list(self.prefix_ids) + self.encode(p))[-keep:] for p in prompts]
+        room = max(1, keep - len(self.prefix_ids))
+        encoded = [list(self.prefix_ids) + tokens[max(0, len(tokens) - room):]
+                   for tokens in (self.encode(p) for p in prompts)]
         if any(not ids for ids in encoded):
             raise ValueError("generate: a prompt encodes to no tokens (and the model has no BOS token)")
         outputs = [""] * len(prompts)

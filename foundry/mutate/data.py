@@ -3,6 +3,8 @@
 Each is `name(cfg, variant) -> new Config` built through edit.with_values (input untouched,
 result validated). The registry DATA at the end maps type -> (function, variants).
 """
+import os
+
 from foundry.mutate.edit import NotApplicable, with_values
 
 
@@ -15,6 +17,10 @@ def chat_format(cfg, variant):
 
 def curriculum(cfg, variant):
     """Order of training documents: as they come, or short documents first."""
+    source = cfg.data.source
+    single_text = os.path.splitext(source)[1] not in ("", ".jsonl") and not any(c in source for c in "*?[")
+    if single_text:
+        raise NotApplicable(f"data.source {source!r} is one document; a curriculum leaves it unchanged")
     return with_values(cfg, {"data.curriculum": variant})
 
 

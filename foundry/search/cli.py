@@ -57,6 +57,9 @@ def sweep_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from foundry.errors import UserError
     labels = sweep.parse_targets(args.targets)
+    if args.eval_task:
+        from foundry.search.trials import check_eval_task
+        check_eval_task(args.eval_task)
     asha = sweep.AshaOptions(args.grace, args.eta, args.max_budget, args.top_k) if args.asha else None
     seeds = args.seeds or (2 if args.asha else 1)
     if seeds < 1 or args.top_k < 1 or args.eta <= 1:
@@ -154,9 +157,11 @@ def evolve_main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    rows = [{"id": m["id"], "label": m["label"], "val_bpb": m["objective"], "parent": m["parent"]}
+    rows = [{"id": m["id"], "label": m["label"], "val_bpb": m["objective"], "parent": m["parent"],
+             **{k: (m.get("record") or {}).get(k) for k in ("tokens_per_s", "train_flops", "qpc")}}
             for m in sorted(report["population"], key=lambda m: m["objective"] if m["objective"] is not None else 9e9)]
     print(trials.table(rows, [("id", "member", ""), ("label", "mutations", ""), ("val_bpb", "val_bpb", ".4f"),
+                              ("tokens_per_s", "tok/s", ".0f"), ("train_flops", "FLOPs", ".3g"), ("qpc", "QPC", ".3g"),
                               ("parent", "parent", "")]))
     best = report["best"]
     if best:

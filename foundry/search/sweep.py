@@ -33,6 +33,7 @@ class AshaOptions:
     eta: float = 3.0
     max_budget: int = 0     # tokens of the last rung; 0 = the baseline's own budget
     top_k: int = 2
+    confirm_baseline: bool = True  # also run the baseline at the full budget over the seeds (for Δ and --promote)
 
 
 def parse_targets(items: list[str]) -> list[str]:
@@ -82,7 +83,8 @@ def _new_search(baseline_path, labels, search_dir, asha, seeds, skip_invalid) ->
         return AshaSearch([full], 3, entries, top_k=len(entries), seeds=seeds, always_confirm=())
     max_budget = asha.max_budget or full
     grace = asha.grace or max(1, int(max_budget / asha.eta ** 2))
-    return AshaSearch(rung_budgets(grace, asha.eta, max_budget), asha.eta, entries, asha.top_k, seeds)
+    return AshaSearch(rung_budgets(grace, asha.eta, max_budget), asha.eta, entries, asha.top_k, seeds,
+                      always_confirm=("baseline",) if asha.confirm_baseline else ())
 
 
 def run_sweep(baseline_path: str, labels: list[str], search_dir: str, workers, asha: AshaOptions | None = None,
@@ -119,7 +121,7 @@ def run_sweep(baseline_path: str, labels: list[str], search_dir: str, workers, a
         except (RuntimeError, KeyError, ValueError) as e:
             value, result.reason = None, str(e)
         search.report(spec.trial_id, value, trials.run_record(result.summary, spec.out_dir))
-        shown = "-" if value is None else f"{abs(value):.4f}"
+        shown = "-" if value is None else f"{-value if eval_task else value:.4f}"
         log(f"  done   {spec.trial_id}: {eval_task or 'val_bpb'} {shown} ({result.status}"
             + (f": {result.reason}" if result.reason else "") + ")")
 

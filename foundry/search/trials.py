@@ -51,16 +51,19 @@ def qpc(summary: dict | None, run_dir: str) -> float | None:
     return (math.log(vocab) - summary["val_loss"]) / summary["train_flops"]
 
 
+def check_eval_task(task: str) -> None:
+    from foundry.benchmarks.tasks import task_class
+    task_class(task)  # UserError listing the tasks for an unknown name
+
+
 def eval_task_score(run_dir: str, task: str) -> float:
-    """Score a run's checkpoint on a benchmark task through `foundry eval --json` (higher is better)."""
+    """A run's checkpoint on a benchmark task via `foundry eval --json`: its rank value (higher is better)."""
     proc = subprocess.run([sys.executable, "-m", "foundry.cli", "eval", run_dir, "--tasks", task, "--json"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"foundry eval {task} on {run_dir} failed: {proc.stderr.strip()[-300:]}")
-    report = json.loads(proc.stdout)
-    results = report.get("tasks", report)
-    entry = results[task]
-    return float(entry["score"] if isinstance(entry, dict) else entry)
+    entry = json.loads(proc.stdout)["tasks"][task]
+    return float(entry["rank_value"])  # centered accuracy, or -bpb: higher is better for every task
 
 
 def objective(summary: dict | None, run_dir: str, eval_task: str | None = None) -> float | None:

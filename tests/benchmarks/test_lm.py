@@ -94,3 +94,15 @@ def test_load_target_reads_the_kind_from_the_folder(foundry_checkpoint, hf_folde
         load_target(str(tmp_path))
     with pytest.raises(UserError, match="no such folder"):
         load_target(str(tmp_path / "missing"))
+
+
+def test_left_truncation_keeps_the_prefix_and_the_scored_tokens(bigram):
+    lm = bigram({}, block_size=8)
+    lm.prefix_ids = [0]  # as a BOS token would be
+    ids, spans = lm._encode_segments([("abcdefghij", False), ("xy", True)])
+    assert ids == [0] + list(b"efghijxy") and len(ids) == lm.block_size + 1
+    assert [bytes(ids[s:e]) for s, e in spans] == [b"xy"]
+    ids, spans = lm._encode_segments([("ab", False), ("0123456789", True)])  # the span itself is cut
+    assert ids == [0] + list(b"23456789") and spans == [(1, 9)]
+    [text] = lm.generate(["abcdefghij"], 2)
+    assert len(text) == 2

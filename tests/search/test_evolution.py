@@ -64,3 +64,9 @@ def test_other_settings_in_the_same_folder_are_refused(tmp_path):
     AgingEvolution.start(_base(), str(tmp_path), population=4, sample=2, cycles=1, seed=0).save()
     with pytest.raises(Exception, match="other settings"):
         AgingEvolution.start(_base(), str(tmp_path), population=5, sample=2, cycles=1, seed=0)
+
+
+def test_evolve_cli_rejects_bad_settings(tmp_path, capsys):
+    from foundry.cli import main
+    assert main(["evolve", "--population", "1", "--dir", str(tmp_path / "e")]) == 2
+    assert "population >= 2" in capsys.readouterr().err

@@ -81,6 +81,9 @@ def test_request_mismatch_and_bad_targets_are_user_errors(tmp_path):
     with pytest.raises(sweep.UserError, match="valid: x0.5"):
         sweep.parse_targets(["lr", "x3"])
     assert main(["sweep", "nope", "--dir", str(tmp_path / "x")]) == 2
+    assert main(["sweep", "lr", "x2", "--promote", "--seeds", "1", "--dir", str(tmp_path / "x")]) == 2
+    assert main(["sweep", "lr", "x2", "--eval-task", "nope", "--dir", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
 
 
 def test_promote_commits_only_the_baseline(tmp_path):
