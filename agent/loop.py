@@ -61,6 +61,7 @@ class Supervisor:
     # ---------------------------------------------------------------- the outer loop
     def run(self, generations: int | None = None, hours: float | None = None) -> int:
         self.ledger.set_meta("root", self.root)
+        self.pool.warm()   # the preloaders import torch while the ledger and proposals are read
         self.reconcile()
         deadline = time.time() + hours * 3600 if hours else None
         workers = ", ".join(f"{w.name}={w.device}" for w in self.pool.workers)
@@ -82,6 +83,7 @@ class Supervisor:
         finally:
             for event in self.pool.stop():
                 self.on_event(event)
+            self.pool.close()
         if self.stop_signal:
             self.view.log(f"stopped by {signal.Signals(self.stop_signal).name}; `foundry run` resumes")
             return 130

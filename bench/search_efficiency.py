@@ -1,5 +1,5 @@
 """Search efficiency: does ASHA + deep confirmation pick the winner that full training picks,
-with at most 1/3 of its compute? Tiny Shakespeare (baselines/shakespeare_char.yaml), 16 variants.
+with at most 1/3 of its compute? Tiny Shakespeare (baselines/shakespeare_char.yaml), 26 variants.
 
     FOUNDRY_DATA=../shared/data python bench/search_efficiency.py [--steps 400] [--jobs 2]
 
@@ -21,7 +21,8 @@ from foundry.search.pool import plan_workers
 
 VARIANTS = ["lr:x0.5", "lr:x2", "lr:x0.7", "lr:x1.4", "depth:minus1", "depth:plus1", "width:x0.75", "width:x1.5",
             "activation:swiglu", "activation:relu2", "norm:rmsnorm", "position:rope", "qk_norm:on", "warmup:off",
-            "weight_decay:off", "batch_size:x2"]
+            "weight_decay:off", "batch_size:x2", "attention:gqa_1kv", "attention:gqa_2kv", "heads:x2", "mlp_ratio:2",
+            "tie_embeddings:off", "dropout:0.1", "betas:0.9_0.95", "grad_clip:off", "loss:label_smoothing", "warmup:x2"]
 
 
 def main() -> int:

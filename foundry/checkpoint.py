@@ -79,9 +79,32 @@ def load_training_state(folder, model, optimizer, ema=None) -> dict:
         return json.load(f)
 
 
+def find_start_weights(path):
+    """(weights file, tokenizer) of the checkpoint that train.init_from names."""
+    from foundry.data import tokenizer_from_json
+    folder = checkpoint_dir(os.path.expandvars(path))
+    weights = os.path.join(folder, "ema.safetensors")
+    if not os.path.exists(weights):
+        weights = os.path.join(folder, "model.safetensors")
+    tokenizer_file = os.path.join(folder, "tokenizer.json")
+    if not (os.path.exists(weights) and os.path.exists(tokenizer_file)):
+        raise UserError(f"train.init_from: {path} is not a Foundry checkpoint")
+    with open(tokenizer_file, encoding="utf-8") as f:
+        return weights, tokenizer_from_json(f.read())
+
+
+def load_start_weights(model, weights, where) -> None:
+    try:
+        load_safetensors(model, weights)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise UserError(f"train.init_from: {where} does not fit model.* ({first[1].strip() if len(first) > 1 else first[0]})") from None
+
+
 def load_model(path, device="cpu", use_ema=True):
     """(model, tokenizer, cfg) from a run dir or checkpoint folder, in eval mode."""
     from foundry.data import tokenizer_from_json
+    from foundry.lora import apply_lora
     from foundry.model import GPT
 
     folder = checkpoint_dir(path)
@@ -92,7 +115,7 @@ def load_model(path, device="cpu", use_ema=True):
     cfg = config_lib.load(os.path.join(folder, "config.yaml"))
     with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
         tokenizer = tokenizer_from_json(f.read())
-    model = GPT(cfg.model)
+    model = apply_lora(GPT(cfg.model), cfg.train)
     weights = os.path.join(folder, "ema.safetensors")
     if not (use_ema and os.path.exists(weights)):
         weights = os.path.join(folder, "model.safetensors")

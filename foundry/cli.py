@@ -73,6 +73,11 @@ def _lr_find(argv):
     return lr_find_main(argv)
 
 
+def _train_rung(argv):
+    from foundry.search.rung_train import rung_train_main
+    return rung_train_main(argv)
+
+
 def _evolve(argv):
     from foundry.search.cli import evolve_main
     return evolve_main(argv)
@@ -113,6 +118,7 @@ COMMANDS = {
     "compare": (_compare, "interleaved multi-seed comparison of two configs"),
     "lr-find": (_lr_find, "learning-rate range test"),
     "evolve": (_evolve, "aging evolution over configs (stacked mutations)"),
+    "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
 }
 
 if __name__ == "__main__":

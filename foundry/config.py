@@ -84,7 +84,8 @@ class TrainConfig:
     ema: float = 0.0            # 0 = off; else decay of an EMA of the weights
     dtype: str = "auto"         # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
     device: str = "auto"        # auto | cpu | cuda | cuda:N
-    lora_rank: int = 0          # 0 = full fine-tuning
+    init_from: str = ""         # a run folder or checkpoint to start from (fine-tuning, DPO)
+    lora_rank: int = 0          # 0 = train every weight; else LoRA adapters only
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     diverge_factor: float = 4.0  # loss above factor x its initial value = diverged

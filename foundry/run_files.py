@@ -47,7 +47,7 @@ class RunFiles:
             kept = [line for line in f if line.strip() and json.loads(line)["step"] <= step]
         atomic_write_text(self.metrics_path, "".join(kept))
 
-    def start(self, model, data, device, resumed: bool) -> None:
+    def start(self, model, data_description: str, tokenizer_name: str, device, resumed: bool) -> None:
         from torch.utils.tensorboard import SummaryWriter
         save(self.cfg, os.path.join(self.dir, "config.yaml"))
         self.writer = SummaryWriter(self.dir)
@@ -55,7 +55,7 @@ class RunFiles:
         self.started = time.time()
         self.log_every = max(1, (self.cfg.max_steps() or 1000) // 20)
         self._print(f"{self.cfg.name}: {model.num_params():,} params on {device}, "
-                    f"{len(data.train):,} train / {len(data.val):,} val tokens ({data.tokenizer.name})"
+                    f"{data_description} ({tokenizer_name})"
                     + (" [resumed]" if resumed else ""))
         self._write_progress({"status": "running", "step": 0})
 

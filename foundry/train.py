@@ -21,13 +21,14 @@ import numpy as np
 import torch
 
 from foundry import hardware
-from foundry.checkpoint import find_checkpoint, load_training_state, save_checkpoint
+from foundry.checkpoint import (find_checkpoint, find_start_weights, load_start_weights, load_training_state,
+                                save_checkpoint)
 from foundry.config import Config, config_hash
-from foundry.data import get_batch, load_dataset
 from foundry.errors import UserError
-from foundry.evaluation import autocast, val_metrics
+from foundry.evaluation import autocast
+from foundry.lora import apply_lora
 from foundry.model import GPT
-from foundry.modules import LOSSES
+from foundry.objectives import build_objective
 from foundry.run_files import RunFiles
 
 
@@ -87,19 +88,19 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
     wall_start = time.time()
     device = hardware.pick_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
-    data = load_dataset(cfg.data)
-    cfg.model.vocab_size = cfg.model.vocab_size or data.tokenizer.vocab_size
-    if cfg.model.vocab_size < data.tokenizer.vocab_size:
-        raise ValueError(f"model.vocab_size={cfg.model.vocab_size} < tokenizer's {data.tokenizer.vocab_size}")
-    for split in ("train", "val"):
-        if len(getattr(data, split)) <= cfg.model.block_size + 1:
-            raise UserError(f"data: the {split} split has {len(getattr(data, split))} tokens, too few for "
-                            f"model.block_size={cfg.model.block_size}")
+    start_weights = find_start_weights(cfg.train.init_from) if cfg.train.init_from else None
+    objective = build_objective(cfg, device, start_weights[1] if start_weights else None)
+    cfg.model.vocab_size = cfg.model.vocab_size or objective.tokenizer.vocab_size
+    if cfg.model.vocab_size < objective.tokenizer.vocab_size:
+        raise UserError(f"model.vocab_size={cfg.model.vocab_size} < the tokenizer's {objective.tokenizer.vocab_size}")
+    model = GPT(cfg.model)
+    if start_weights:
+        load_start_weights(model, start_weights[0], cfg.train.init_from)
+    model = apply_lora(model, cfg.train).to(device)
     files = RunFiles(out_dir, cfg)
-    model = GPT(cfg.model).to(device)
-    loss_fn = LOSSES[cfg.train.loss](cfg.train)
     optimizer = make_optimizer(model, cfg, device)
     ema = copy.deepcopy(model).requires_grad_(False) if cfg.train.ema > 0 else None
+    objective.start(model)
     rng = np.random.default_rng(cfg.train.seed)
     step, tokens, train_seconds, first_loss = 0, 0, 0.0, None
     checkpoint = find_checkpoint(out_dir) if resume else None
@@ -110,7 +111,7 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         rng.bit_generator.state = progress["rng"]
         files.truncate_metrics(step)
         log(f"resumed from {checkpoint} at step {step}")
-    files.start(model, data, device, resumed=bool(checkpoint))
+    files.start(model, objective.description, objective.tokenizer.name, device, resumed=bool(checkpoint))
 
     max_steps, seconds = cfg.max_steps(), cfg.budget.seconds
     n_params, flops = model.num_params(), model.flops_per_token()
@@ -126,7 +127,7 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
 
     def evaluate():
         nonlocal metrics, last_eval_step
-        metrics = val_metrics(ema or model, data.val, cfg, data.val_bytes_per_token, device)
+        metrics = objective.evaluate(ema or model)
         last_eval_step = step
         files.scalars(step, metrics)
 
@@ -142,10 +143,8 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
                 group["lr"] = lr
             loss_sum = 0.0
             for _ in range(cfg.train.grad_accum):
-                x, y = get_batch(data.train, cfg.train.batch_size, cfg.model.block_size, rng)
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 with autocast(device, cfg):
-                    loss = loss_fn(model(x), y)
+                    loss = objective.micro_loss(model, rng)
                     aux = model.aux_loss()
                     total = loss + aux if aux is not None else loss
                 (total / cfg.train.grad_accum).backward()
@@ -168,13 +167,13 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
                 break
             if step % cfg.eval.interval == 0:
                 evaluate()
-                save_checkpoint(out_dir, model, optimizer, cfg, data.tokenizer, state(), ema)
+                save_checkpoint(out_dir, model, optimizer, cfg, objective.tokenizer, state(), ema)
             elif cfg.train.checkpoint_interval and step % cfg.train.checkpoint_interval == 0:
-                save_checkpoint(out_dir, model, optimizer, cfg, data.tokenizer, state(), ema)
+                save_checkpoint(out_dir, model, optimizer, cfg, objective.tokenizer, state(), ema)
     if status != "diverged":
         if last_eval_step != step:
             evaluate()
-        save_checkpoint(out_dir, model, optimizer, cfg, data.tokenizer, state(), ema)
+        save_checkpoint(out_dir, model, optimizer, cfg, objective.tokenizer, state(), ema)
     tokens_per_s = tokens / train_seconds if train_seconds else 0.0
     summary = {
         "status": status, "val_loss": metrics.get("val_loss"), "val_bpb": metrics.get("val_bpb"),
@@ -183,7 +182,7 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         "params": n_params, "flops_per_token": flops, "train_flops": flops * tokens,
         "peak_mem_mb": hardware.peak_memory_mb(device), "wall_s": time.time() - wall_start,
         "config_hash": config_hash(cfg), "name": cfg.name, "seed": cfg.train.seed,
-        "device": hardware.describe(device), "data": data.meta,
+        "device": hardware.describe(device), "data": objective.meta,
     }
     files.finish(summary)
     return summary

@@ -96,3 +96,52 @@ def test_shakespeare_char_trains_on_real_data(shared_data, tmp_path):
     assert summary["status"] == "done"
     resolved = config.load(tmp_path / "run" / "config.yaml")
     assert resolved.model.vocab_size == 65
+
+
+def test_lora_fine_tunes_a_checkpoint_and_loads_back(tiny_text, tmp_path):
+    from safetensors.torch import load_file
+
+    from foundry.checkpoint import load_model
+    train(tiny_cfg(tiny_text), tmp_path / "base")
+    tuned = train(tiny_cfg(tiny_text, f"train.init_from={tmp_path / 'base'}", "train.lora_rank=4",
+                           "train.lr=1e-2", "train.min_lr=1e-3"), tmp_path / "lora")
+    assert tuned["status"] == "done"
+    base = load_file(str(tmp_path / "base" / "checkpoint" / "model.safetensors"))
+    lora = load_file(str(tmp_path / "lora" / "checkpoint" / "model.safetensors"))
+    assert any("lora_B" in k for k in lora)
+    # the base weights are frozen: every base matrix is unchanged, only adapters trained
+    assert torch_equal(base["blocks.0.attn.q_proj.weight"], lora["blocks.0.attn.q_proj.base_layer.weight"])
+    assert any(lora[k].abs().sum() > 0 for k in lora if "lora_B" in k)
+    model, _, cfg = load_model(tmp_path / "lora")
+    assert cfg.train.lora_rank == 4 and sum(1 for n, _ in model.named_parameters() if "lora_A" in n) > 0
+
+
+def torch_equal(a, b):
+    import torch
+    return torch.equal(a, b)
+
+
+def test_init_from_rejects_a_checkpoint_of_another_shape(tiny_text, tmp_path):
+    from foundry.errors import UserError
+    train(tiny_cfg(tiny_text), tmp_path / "base")
+    with pytest.raises(UserError, match="train.init_from: .* does not fit model"):
+        train(tiny_cfg(tiny_text, "model.n_embd=64", f"train.init_from={tmp_path / 'base'}"), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_dpo_trains_on_preference_pairs_against_the_starting_weights(tiny_text, tmp_path):
+    train(tiny_cfg(tiny_text, steps=10), tmp_path / "base")
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": f"the {w} ", "chosen": "quick brown fox", "rejected": "lazy dog and cat"}
+            for w in ("fox", "dog", "cat", "and", "over", "the", "lazy", "jumps", "brown", "quick")]
+    pairs.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    summary = train(tiny_cfg(str(pairs), "train.loss=dpo", f"train.init_from={tmp_path / 'base'}",
+                             "train.lr=3e-3", "train.dpo_beta=0.5", "data.val_fraction=0.2", steps=15),
+                    tmp_path / "dpo")
+    assert summary["status"] == "done"
+    assert summary["data"]["train_pairs"] == 8 and summary["data"]["val_pairs"] == 2
+    evals = [json.loads(line) for line in (tmp_path / "dpo" / "metrics.jsonl").read_text().splitlines()
+             if "val_reward_accuracy" in line]
+    # the held-out pairs share the preference, so the policy learns to prefer "chosen"
+    assert evals[-1]["val_reward_accuracy"] == 1.0 and evals[-1]["val_reward_margin"] > 0
+    assert summary["val_loss"] < 0.6931  # below log 2, where policy = reference

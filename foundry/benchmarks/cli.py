@@ -23,7 +23,7 @@ from foundry.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="foundry eval", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="foundry eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=f"tasks: {', '.join(TASKS)}")
     p.add_argument("target", nargs="?", help="Foundry run dir / checkpoint folder, or a Hugging Face model folder")

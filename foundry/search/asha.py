@@ -23,11 +23,12 @@ from foundry.search import stats
 
 
 def rung_budgets(grace: int, eta: float, max_budget: int) -> list[int]:
-    """grace * eta^k below max_budget, then max_budget itself."""
+    """grace * eta^k, then max_budget itself. A rung closer than sqrt(eta) to the last one is dropped:
+    it would cost a checkpoint round-trip and rank almost exactly as the full budget does."""
     if grace <= 0 or max_budget <= 0 or eta <= 1:
         raise ValueError(f"ASHA needs grace > 0, max budget > 0 and eta > 1 (got {grace}, {max_budget}, {eta})")
     budgets, b = [], float(grace)
-    while b < max_budget * (1 - 1e-9):
+    while b * math.sqrt(eta) <= max_budget:
         budgets.append(int(round(b)))
         b *= eta
     return budgets + [int(max_budget)]

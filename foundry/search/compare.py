@@ -66,10 +66,13 @@ def run_compare(a_path: str, b_path: str, seeds: int, workers, out_dir: str, met
     if specs:
         log(f"training {len(specs)} runs on {len(workers)} workers -> {out_dir}")
         pool = WorkerPool(workers, timeout_s=timeout_s, **({"command": command} if command else {}))
-        for result in pool.run(specs, on_event=lambda e: e.result and log(
-                f"  {e.spec.trial_id}: {e.result.status} {metric} {(e.result.summary or {}).get(metric)}")):
-            if result.status != "done":
-                log(f"  {result.trial_id} {result.status}: {result.reason}")
+        try:
+            for result in pool.run(specs, on_event=lambda e: e.result and log(
+                    f"  {e.spec.trial_id}: {e.result.status} {metric} {(e.result.summary or {}).get(metric)}")):
+                if result.status != "done":
+                    log(f"  {result.trial_id} {result.status}: {result.reason}")
+        finally:
+            pool.close()  # the pool's per-worker preloaders too
     values, records, paired = {"A": [], "B": []}, {"A": [], "B": []}, []
     for i in range(seeds):
         got = {}

@@ -9,14 +9,15 @@ split the cores between them (OMP_NUM_THREADS per worker, CUDA hidden). Each tri
 `python -m foundry.cli train CONFIG [overrides] --out DIR [--resume]` in its own process
 group (its own session), logging to DIR/train.log; a wall-clock timeout or `stop()` kills the
 whole group (SIGTERM, then SIGKILL after a grace period). On Linux a trial also dies with the
-process that started it, so a supervisor killed with -9 leaves no trainer behind.
+process that started it, so a supervisor killed with -9 leaves no trainer behind. On Linux,
+`foundry train` trials are forked from a per-worker preloader that has imported torch but
+none of foundry (zygote.py): edited code is still picked up, the import cost is paid once.
 
 Non-blocking use (the supervisor): `submit()`, then `poll()` returns the started / finished
 events since the last call. `run()` is the blocking form (sweeps).
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+
+from foundry.search.zygote import Preloader, die_with_parent, kill_orphan  # noqa: F401 (re-exported)
 
 TRAIN_COMMAND = [sys.executable, "-m", "foundry.cli", "train"]
 LOG_NAME = "train.log"
@@ -119,14 +122,6 @@ def plan_workers(n="auto", gpus: list[str] | None = None, cores: int | None = No
                                        "MKL_NUM_THREADS": str(threads)}) for i in range(count)]
 
 
-def _die_with_parent():
-    """In the child before exec: SIGKILL when the parent dies (Linux PR_SET_PDEATHSIG = 1)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
-    except Exception:  # best effort: the supervisor's restart kills orphans too (kill_orphan)
-        pass
-
-
 def read_log_tail(path: str, offset: int = 0, max_chars: int = 4000) -> str:
     try:
         with open(path, "rb") as f:
@@ -174,7 +169,7 @@ def classify(returncode: int | None, summary: dict | None, log_tail: str, kill_r
 
 class WorkerPool:
     def __init__(self, workers: list[Worker], timeout_s: float | None = None, grace_s: float = 5.0,
-                 command: list[str] | None = None, cwd: str | None = None):
+                 command: list[str] | None = None, cwd: str | None = None, preload: bool | None = None):
         if not workers:
             raise ValueError("a worker pool needs at least one worker")
         self.workers = list(workers)
@@ -182,6 +177,9 @@ class WorkerPool:
         self.grace_s = grace_s
         self.command = list(command or TRAIN_COMMAND)
         self.cwd = cwd
+        # `foundry train` trials fork from a per-worker preloader (zygote.py) that has imported torch
+        self.preload = (self.command == TRAIN_COMMAND and sys.platform == "linux") if preload is None else preload
+        self.preloaders: dict = {}
         self.queue: list[TrialSpec] = []
         self.active: dict[str, _Running] = {}   # worker name -> running trial
 
@@ -197,6 +195,8 @@ class WorkerPool:
 
     def poll(self) -> list[Event]:
         events = self._reap()
+        if self.queue:
+            self.warm()
         for worker in self.workers:
             if self.queue and worker.name not in self.active:
                 events.append(self._start(self.queue.pop(0), worker))
@@ -213,6 +213,18 @@ class WorkerPool:
             events += self._reap()
             time.sleep(0.05)
         return events
+
+    def warm(self) -> None:
+        """Start the preloaders now (they import torch in the background); else at the first trial."""
+        if self.preload and not self.preloaders:
+            self.preloaders = {w.name: Preloader({**os.environ, **w.env}, self.cwd) for w in self.workers}
+
+    def close(self) -> None:
+        """Stop trials and the preloaders (they also die with this process)."""
+        self.stop()
+        for preloader in self.preloaders.values():
+            preloader.close()
+        self.preloaders = {}
 
     # ---- the blocking interface
     def run(self, specs, on_event=None, poll_s: float = 0.2) -> list[TrialResult]:
@@ -247,9 +259,13 @@ class WorkerPool:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {worker.name}: {' '.join(argv)}\n".encode())
             log.flush()
             offset = log.tell()
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env, cwd=self.cwd, start_new_session=True,
-                                    preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        preloader = self.preloaders.get(worker.name)
+        proc = preloader and preloader.spawn(argv[len(self.command) - 1:], self.cwd or os.getcwd(), log_path)
+        if proc is None:
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=env, cwd=self.cwd, start_new_session=True,
+                                        preexec_fn=die_with_parent if sys.platform == "linux" else None)
         timeout, now = spec.timeout_s if spec.timeout_s is not None else self.timeout_s, time.time()
         self.active[worker.name] = _Running(spec, worker, proc, offset, now, now + timeout if timeout else None)
         return Event("started", spec, worker, proc.pid)
@@ -289,15 +305,3 @@ class WorkerPool:
         return TrialResult(run.spec.trial_id, status, returncode, summary, reason, tail,
                            run.worker.name, run.worker.device, run.started_at, time.time())
 
-
-def kill_orphan(pid: int | None, marker: str) -> bool:
-    """Kill the process group of a trial left by a crashed parent, if `pid` is still that trial
-    (its command line contains `marker`, e.g. the run folder) and not a recycled pid."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if not pid or marker.encode() not in f.read():
-                return False
-        os.killpg(pid, signal.SIGKILL)
-        return True
-    except OSError:   # gone already, or not ours to kill
-        return False

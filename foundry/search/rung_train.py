@@ -1,6 +1,7 @@
 """Train one ASHA rung: `foundry train` that pauses after N tokens of a longer run.
 
-    python -m foundry.search.rung_train CONFIG [key=value ...] --out DIR [--resume] --stop-at-tokens N
+    foundry train-rung CONFIG [key=value ...] --out DIR [--resume] --stop-at-tokens N
+    python -m foundry.search.rung_train ...      # the same
 
 The config's budget (the search's full budget) sets the learning-rate schedule; the run stops
 once it has trained N tokens, evaluates, checkpoints, and reports status `done` with
@@ -22,7 +23,7 @@ from foundry.train_cli import EXIT_CODES
 
 
 def rung_train_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m foundry.search.rung_train", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="foundry train-rung", description=__doc__.split("\n\n")[0])
     p.add_argument("config")
     p.add_argument("overrides", nargs="*")
     p.add_argument("--out", required=True)

@@ -24,7 +24,7 @@ from foundry.search.asha import AshaSearch, rung_budgets
 from foundry.search.driver import drive, load_json, save_json
 from foundry.search.pool import TrialSpec, WorkerPool
 
-RUNG_TRAIN_COMMAND = [sys.executable, "-m", "foundry.search.rung_train"]
+RUNG_TRAIN_COMMAND = [sys.executable, "-m", "foundry.cli", "train-rung"]
 
 
 @dataclass
@@ -125,7 +125,8 @@ def run_sweep(baseline_path: str, labels: list[str], search_dir: str, workers, a
         log(f"  done   {spec.trial_id}: {eval_task or 'val_bpb'} {shown} ({result.status}"
             + (f": {result.reason}" if result.reason else "") + ")")
 
-    pool = WorkerPool(workers, timeout_s=timeout_s, command=command or RUNG_TRAIN_COMMAND)
+    # trials fork from the pool's per-worker preloader (torch imported once) unless a test swaps the command
+    pool = WorkerPool(workers, timeout_s=timeout_s, command=command or RUNG_TRAIN_COMMAND, preload=command is None)
     drive(pool, next_spec, on_finished, lambda: save_json(state_path, {"request": request,
                                                                         "search": search.to_dict()}), log)
     return summarize(search, eval_task, search_dir)

@@ -8,7 +8,8 @@ from foundry.search.asha import AshaSearch, rung_budgets
 
 def test_rung_budgets():
     assert rung_budgets(1, 3, 27) == [1, 3, 9, 27]
-    assert rung_budgets(10, 3, 100) == [10, 30, 90, 100]
+    assert rung_budgets(10, 3, 100) == [10, 30, 100]  # 90 would sit right below 100
+    assert rung_budgets(307200 // 27, 3, 307200) == [11377, 34131, 102393, 307200]
     assert rung_budgets(100, 3, 100) == [100]
     with pytest.raises(ValueError):
         rung_budgets(10, 1, 100)

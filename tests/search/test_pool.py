@@ -117,3 +117,37 @@ def test_classify_and_kill_orphan_refuse_strangers():
     assert classify(0, None, "", "", None)[0] == "failed"
     assert classify(1, {"status": "failed", "error": "ValueError: x"}, "", "", None) == ("failed", "ValueError: x")
     assert not kill_orphan(os.getpid(), "/no/such/run/dir")   # our own pid, but not a trial of that folder
+
+
+def test_preloaded_trials_run_the_real_cli_and_orphans_are_found_by_their_log(tmp_path):
+    """Trials forked by the per-worker preloader run `foundry train` itself (bad input: exit 2 with
+    its one-line error in the log); a trial left running is recognised by its log and killed."""
+    from foundry.search.zygote import Preloader
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    preloader = Preloader({**os.environ, **plan_workers(1, gpus=[], cores=2)[0].env}, str(tmp_path))
+    try:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("model:\n  n_layer: -1\n")
+        log = str(tmp_path / "bad.log")
+        proc = preloader.spawn(["train", str(bad), "--out", str(tmp_path / "bad")], str(tmp_path), log)
+        while proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() == 2 and "model.n_layer" in open(log).read()
+
+        out = tmp_path / "long"
+        out.mkdir()
+        overrides = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.block_size=32",
+                     "budget.tokens=0", "budget.seconds=60", "train.batch_size=4"]
+        proc = preloader.spawn(["train", os.path.join(repo_root, "baselines", "tiny.yaml"), *overrides,
+                                "--out", str(out)], str(tmp_path), str(out / "train.log"))
+        deadline = time.time() + 120
+        while not (out / "progress.json").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None
+        assert not kill_orphan(proc.pid, str(tmp_path / "elsewhere"))
+        assert kill_orphan(proc.pid, str(out))
+        while proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() == -9
+    finally:
+        preloader.close()
