@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import time
@@ -37,10 +36,6 @@ NOTHING_TO_TRY = "no new candidates to try"
 
 class Stopped(Exception):
     """SIGINT/SIGTERM arrived: running trials are killed and left for the next start."""
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_")[:40] or "variant"
 
 
 class Supervisor:
@@ -76,8 +71,9 @@ class Supervisor:
                     if (generations is not None and gen > generations) or (deadline and time.time() >= deadline):
                         break
                 self.advance(gen)
-                if self.ledger.decision(gen)["reason"] == NOTHING_TO_TRY:
-                    self.idle(60)
+                if self.ledger.decision(gen)["reason"] == NOTHING_TO_TRY:   # wait, do not spin
+                    self.view.log(f"nothing new to try; waiting up to 60s for experiments/{self.campaign}/queue/")
+                    proposer.wait_for_queue(os.path.join(self.dir, "queue"), 60, lambda: self.stop_signal)
         except Stopped:
             pass
         finally:
@@ -89,15 +85,6 @@ class Supervisor:
             return 130
         self.view.log("budget reached; stopping")
         return 0
-
-    def idle(self, seconds: float) -> None:
-        """Nothing left to propose: wait for the queue folder (or a stop) instead of spinning."""
-        self.view.log(f"nothing new to try; waiting up to {seconds:.0f}s for experiments/{self.campaign}/queue/")
-        queue, end = os.path.join(self.dir, "queue"), time.time() + seconds
-        while time.time() < end and not self.stop_signal:
-            if any(n.endswith((".yaml", ".yml")) for n in (os.listdir(queue) if os.path.isdir(queue) else [])):
-                return
-            time.sleep(1)
 
     def reconcile(self) -> None:
         """After a crash: no trainer of ours may still write; unfinished trials go back to the queue."""
@@ -128,7 +115,7 @@ class Supervisor:
         save(baseline, base_path)
         trials = [self.trial_row(gen, "baseline", "screen", base_path, bhash, "", "", seed)] if proposals else []
         for i, p in enumerate(proposals, 1):
-            variant = f"v{i:02d}-{slug(p.label)}"
+            variant = f"v{i:02d}-{proposer.slug(p.label)}"
             cfg = p.cfg
             if cfg.mutations[:len(baseline.mutations)] != baseline.mutations or cfg.mutations == baseline.mutations:
                 cfg.mutations = [*baseline.mutations, p.mutation]
@@ -164,7 +151,8 @@ class Supervisor:
             offer(p)
         command = self.settings.proposer.command
         if len(out) < want and command:
-            for p in proposer.from_command(command, proposer_input(self.ledger, self.campaign, self.settings.promotion, self.rel, baseline), baseline,
+            board = proposer_input(self.ledger, self.campaign, self.settings.promotion, self.rel, baseline)
+            for p in proposer.from_command(command, board, baseline,
                                            self.settings.proposer.timeout_s, self.view.log):
                 offer(p)
         if len(out) < want:
@@ -203,7 +191,8 @@ class Supervisor:
         cand_rows = [t for t in rows if t["variant"] == variant]
         kind, reason, d, table = judge(base_rows, cand_rows, self.settings.promotion)
         cand = cand_rows[0]
-        numbers = {k: getattr(d, k, None) for k in ("baseline_mean", "candidate_mean", "improvement", "threshold", "se")}
+        numbers = {k: getattr(d, k, None)
+                   for k in ("baseline_mean", "candidate_mean", "improvement", "threshold", "se")}
         numbers.update(variant=variant, mutation=cand["mutation"], metric=self.settings.promotion.metric, reason=reason)
         details = {"seeds": table, "trials": [t["id"] for t in base_rows + cand_rows], "difference": d and d.to_dict()}
         if kind == "promote":
@@ -219,7 +208,8 @@ class Supervisor:
         baseline = load(os.path.join(self.dir, f"gen_{gen:04d}", "baseline.yaml"))
         candidate = load(os.path.join(self.root, cand["config_path"]))
         text = promoted_text(head_text(self.repo, self.rel), baseline, candidate, cand["mutation"])
-        changes = {k: v for k, v in diff(baseline, candidate).items() if k.split(".")[0] not in ("name", "parent", "mutations")}
+        changes = {k: v for k, v in diff(baseline, candidate).items()
+                   if k.split(".")[0] not in ("name", "parent", "mutations")}
         return Promotion(f"{self.campaign}/gen_{gen:04d}", self.rel, text, config_hash(baseline), baseline.name,
                          cand["mutation"], self.settings.promotion.metric, d.baseline_mean, d.candidate_mean,
                          changes, table, trial_ids, self.campaign, gen, test, self.fingerprint(), hardware())
@@ -244,7 +234,8 @@ class Supervisor:
 
     def phase_cleanup(self, gen: int) -> None:
         policy, decision = self.settings.search.keep_checkpoints, self.ledger.decision(gen)
-        keep = {decision["variant"]} if decision and decision["state"] == "committed" and policy == "promoted" else set()
+        promoted = decision and decision["state"] == "committed" and policy == "promoted"
+        keep = {decision["variant"]} if promoted else set()
         if policy != "all":
             for t in self.ledger.trials(gen=gen):
                 if t["variant"] not in keep:
@@ -269,8 +260,9 @@ class Supervisor:
     def run_queued(self, gen: int) -> None:
         for t in self.ledger.trials(gen=gen, status="queued"):
             out = os.path.join(self.root, t["run_dir"])
+            resume = os.path.isdir(os.path.join(out, "checkpoint"))   # continue an interrupted attempt
             self.pool.submit(TrialSpec(t["id"], os.path.join(self.root, t["config_path"]), out,
-                                       [f"train.seed={t['seed']}"], resume=os.path.isdir(os.path.join(out, "checkpoint"))))
+                                       [f"train.seed={t['seed']}"], resume=resume))
         while self.pool.busy():
             for event in self.pool.poll():
                 self.on_event(event)

@@ -14,8 +14,10 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 
 import yaml
@@ -55,7 +57,8 @@ def change_summary(baseline: Config, cfg: Config, limit: int = 3) -> str:
 
 def mutation_of(baseline: Config, cfg: Config) -> str:
     """The labels a variant added to the baseline's mutation list, else its config diff."""
-    added = cfg.mutations[len(baseline.mutations):] if cfg.mutations[:len(baseline.mutations)] == baseline.mutations else []
+    n = len(baseline.mutations)
+    added = cfg.mutations[n:] if cfg.mutations[:n] == baseline.mutations else []
     return "+".join(added) if added else change_summary(baseline, cfg)
 
 
@@ -121,3 +124,17 @@ def from_command(command: str, leaderboard: dict, baseline: Config, timeout_s: f
 
 def from_mutations(baseline: Config, n: int, seed: int) -> list[Proposal]:
     return [Proposal(cfg, label, "mutate") for cfg, label in propose(baseline, n, random.Random(seed))]
+
+
+def slug(text: str) -> str:
+    """A variant name safe for folders and trial ids."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", text).strip("_")[:40] or "variant"
+
+
+def wait_for_queue(queue_dir: str, seconds: float, stopped) -> None:
+    """Block until a YAML file lands in the queue, `stopped()` is true, or the time is up."""
+    end = time.time() + seconds
+    while time.time() < end and not stopped():
+        if os.path.isdir(queue_dir) and any(n.endswith((".yaml", ".yml")) for n in os.listdir(queue_dir)):
+            return
+        time.sleep(1)

@@ -85,13 +85,14 @@ def status(ledger, campaign_dir: str, metric: str = "val_bpb", lower_is_better: 
 def status_table(s: dict) -> str:
     sup = s["supervisor"]
     gen = s["generation"]
-    lines = [f"campaign {s['campaign']}: supervisor " + (f"running (pid {sup['pid']})" if sup["running"] else "not running"),
+    state = f"running (pid {sup['pid']})" if sup["running"] else "not running"
+    lines = [f"campaign {s['campaign']}: supervisor {state}",
              f"generation {gen['gen']} ({gen['phase']})" if gen else "no generation yet",
              f"trials: " + ", ".join(f"{k} {v}" for k, v in sorted(s["trials"].items())) +
              f"; {s['throughput']['trials_per_hour']:.1f} trials/hour",
              "decisions: " + (", ".join(f"{k} {v}" for k, v in sorted(s["decisions"].items())) or "none")]
     if s["running"]:
-        lines += ["", "running:" if sup["running"] else "left running by a supervisor that died (re-queued on the next run):"]
+        lines += ["", "running:" if sup["running"] else "left by a supervisor that died (re-queued on the next run):"]
         for r in s["running"]:
             pct = f"{100 * r['fraction']:5.1f}%" if r["fraction"] is not None else "  ...  "
             loss = f"loss {r['loss']:.4f}" if r["loss"] is not None else ""

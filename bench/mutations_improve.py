@@ -7,9 +7,10 @@ all configs are interleaved under the same machine load). "Improves" is counted 
 mean val_bpb, and a significant one (the 95% interval of the difference excludes 0, i.e. the
 improvement exceeds 1.96 standard errors of the difference of means). --steps below the baseline's 2000 runs a reduced budget (warmup scaled
 to the same 5%, validation on 50 batches): say so when quoting the figure. Resumable via --out.
-Left out: format (needs a JSONL chat source), lora_alpha/lora_dropout (need lora_rank > 0),
-lora_rank and curriculum (the trainer ignores LoRA settings, and a curriculum cannot reorder a
-one-document source), so the figure covers the 22 types that change training here.
+Left out, because they do not apply to this baseline (foundry.mutate refuses them): format
+(needs a JSONL chat source), lora_rank (LoRA fine-tunes a checkpoint; the baseline trains from
+scratch), lora_alpha / lora_dropout (need lora_rank > 0), curriculum (the source is one document).
+So the figure covers the 22 types that apply here, one representative variant each.
 """
 import argparse
 import os

@@ -56,7 +56,9 @@ def ema(cfg, variant):
 
 
 def lora_rank(cfg, variant):
-    """LoRA adapter rank (off = full fine-tuning)."""
+    """LoRA adapter rank (off = train every weight); adapters need a checkpoint in train.init_from."""
+    if variant != "off" and not cfg.train.init_from:
+        raise NotApplicable("LoRA freezes the base weights; without train.init_from they would stay random")
     return with_values(cfg, {"train.lora_rank": 0 if variant == "off" else int(variant)})
 
 

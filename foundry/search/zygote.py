@@ -43,40 +43,47 @@ class Preloader:
     def __init__(self, env: dict, cwd: str | None = None):
         import subprocess
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, env=env, cwd=cwd, text=True,
+                                     stdout=subprocess.PIPE, env=env, cwd=cwd,
                                      start_new_session=True, preexec_fn=die_with_parent)
         self.exited: dict[int, int] = {}
+        self.started: list[int] = []
+        self.pending = b""   # raw bytes read so far: no hidden buffer between select() and reads
 
     def spawn(self, argv: list, cwd: str, log: str) -> PreloadedProcess | None:
         """Fork a trial; None if the preloader is dead (the pool then starts a plain process)."""
         try:
-            self.proc.stdin.write(json.dumps({"argv": argv, "cwd": cwd, "log": log}) + "\n")
+            self.proc.stdin.write((json.dumps({"argv": argv, "cwd": cwd, "log": log}) + "\n").encode())
             self.proc.stdin.flush()
         except OSError:
             return None
-        while True:   # blocks only while the preloader is still importing torch the first time
-            message = self._read()
-            if message is None:
+        while not self.started:   # blocks only while the preloader still imports torch the first time
+            if not self._read(block=True):
                 return None
-            if "started" in message:
-                return PreloadedProcess(message["started"], self)
+        return PreloadedProcess(self.started.pop(0), self)
 
-    def _read(self):
-        line = self.proc.stdout.readline()
-        if not line:
-            return None
-        message = json.loads(line)
-        if "exited" in message:
-            self.exited[message["exited"]] = message["returncode"]
-        return message
+    def _read(self, block: bool) -> bool:
+        """Take in whatever messages arrived; False once the preloader is gone."""
+        fd = self.proc.stdout.fileno()
+        if not block and not select.select([fd], [], [], 0)[0]:
+            return True
+        chunk = os.read(fd, 65536)
+        self.pending += chunk
+        while b"\n" in self.pending:
+            line, self.pending = self.pending.split(b"\n", 1)
+            message = json.loads(line)
+            if "exited" in message:
+                self.exited[message["exited"]] = message["returncode"]
+            else:
+                self.started.append(message["started"])
+        return bool(chunk)
 
     def returncode(self, pid: int):
-        while pid not in self.exited and select.select([self.proc.stdout], [], [], 0)[0]:
-            if self._read() is None:
-                break
+        alive = True
+        while pid not in self.exited and alive and select.select([self.proc.stdout.fileno()], [], [], 0)[0]:
+            alive = self._read(block=True)
         if pid in self.exited:
             return self.exited[pid]
-        return -signal.SIGKILL if self.proc.poll() is not None else None  # died with its preloader
+        return -signal.SIGKILL if not alive or self.proc.poll() is not None else None  # died with its preloader
 
     def close(self) -> None:
         try:
@@ -158,21 +165,23 @@ def main() -> None:
     die_with_parent()
     preload()
     children: set[int] = set()
+    pending = b""   # raw stdin bytes: no Python-level buffer can hide a request from select()
     while True:
-        ready, _, _ = select.select([sys.stdin], [], [], 0.05)
-        if ready:
-            line = sys.stdin.readline()
-            if not line:   # the pool is gone or closed us
+        if select.select([0], [], [], 0.05)[0]:
+            chunk = os.read(0, 65536)
+            if not chunk:   # the pool is gone or closed us
                 for pid in children:
                     try:
                         os.killpg(pid, signal.SIGKILL)
                     except OSError:
                         pass
                 os._exit(0)   # skip interpreter teardown: nothing to flush, and torch's is slow
-            request = json.loads(line)
+            pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
             pid = os.fork()
             if pid == 0:
-                run_trial(request)
+                run_trial(json.loads(line))
             children.add(pid)
             send({"started": pid})
         for pid in list(children):

@@ -8,7 +8,8 @@ import pytest
 from agent.lock import CampaignLock, read_pid
 from foundry.errors import UserError
 
-HOLD = "import sys, time; from agent.lock import CampaignLock; CampaignLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
+HOLD = ("import sys, time; from agent.lock import CampaignLock; CampaignLock(sys.argv[1]).acquire(); "
+        "print('held', flush=True); time.sleep(60)")
 
 
 def test_live_lock_is_refused_with_its_pid(tmp_path):

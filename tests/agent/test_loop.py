@@ -97,6 +97,9 @@ def test_two_generations_promote_once_through_a_crash(repo):
     status = json.loads(foundry(repo, "status", "--json").stdout)
     assert status["generation"]["gen"] == 2 and status["promotions"][0]["commit_sha"] == commit.hexsha
     assert status["supervisor"]["running"] is False
+    table = foundry(repo, "status").stdout
+    assert "leaderboard (val_bpb" in table and "last promotions:" in table and commit.hexsha[:10] in table
+    assert commit.hexsha[:10] in foundry(repo, "history").stdout
     runs = json.loads(foundry(repo, "runs", "--json", "--gen", "1", "--variant", "baseline").stdout)
     assert [r["seed"] for r in runs] == [2337, 2338]
     log = open(os.path.join(repo.working_tree_dir, "experiments", "tiny", "supervisor.log")).read()

@@ -12,9 +12,9 @@ ALL_VARIANTS = [(t, v) for t, (_, variants) in MUTATIONS.items() for v in varian
 
 
 def _bases(mutation_type, variant):
-    """Configs on which the mutation can act: the default, one with LoRA, one with a chat source,
+    """Configs on which the mutation can act: the default, one fine-tuning with LoRA, one with a chat source,
     and each of those moved by another variant of the same type (so 'rmsnorm' has a 'layernorm')."""
-    roots = [from_dict(BASE), from_dict({**BASE, "name": "lora", "train": {"lora_rank": 8}}),
+    roots = [from_dict(BASE), from_dict({**BASE, "name": "lora", "train": {"lora_rank": 8, "init_from": "runs/pretrained"}}),
              from_dict({**BASE, "name": "chat", "data": {"source": "chat.jsonl"}})]
     yield from roots
     for root in roots:
@@ -68,6 +68,8 @@ def test_no_op_and_invalid_results_are_refused_with_a_reason():
         apply(cfg, "norm", cfg.model.norm)
     with pytest.raises(UserError, match="lora_rank is 0"):
         apply(cfg, "lora_alpha", "32")
+    with pytest.raises(UserError, match="init_from"):
+        apply(cfg, "lora_rank", "8")
     odd = from_dict({**BASE, "model": {"n_head": 3, "n_embd": 96}})
     with pytest.raises(UserError, match="invalid config.*n_kv_head"):
         apply(odd, "attention", "gqa_2kv")
