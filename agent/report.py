@@ -88,7 +88,7 @@ def status_table(s: dict) -> str:
     state = f"running (pid {sup['pid']})" if sup["running"] else "not running"
     lines = [f"campaign {s['campaign']}: supervisor {state}",
              f"generation {gen['gen']} ({gen['phase']})" if gen else "no generation yet",
-             f"trials: " + ", ".join(f"{k} {v}" for k, v in sorted(s["trials"].items())) +
+             "trials: " + ", ".join(f"{k} {v}" for k, v in sorted(s["trials"].items())) +
              f"; {s['throughput']['trials_per_hour']:.1f} trials/hour",
              "decisions: " + (", ".join(f"{k} {v}" for k, v in sorted(s["decisions"].items())) or "none")]
     if s["running"]:

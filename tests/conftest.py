@@ -20,6 +20,22 @@ def _isolated_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine the threads
+    spin against each other (measured ~10x slower). Subprocesses inherit OMP_NUM_THREADS."""
+    import torch
+    threads, env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(threads)
+    if env is None:
+        os.environ.pop("OMP_NUM_THREADS")
+    else:
+        os.environ["OMP_NUM_THREADS"] = env
+
+
 @pytest.fixture
 def shared_data() -> str:
     path = os.environ.get("FOUNDRY_DATA")

@@ -5,7 +5,6 @@ A position component answers three questions for attention; the defaults say "no
     rotate(q, k, pos)    -> q, k rotated in place of position (B, H, T, D each)
     bias(n_head, q_pos, k_pos) -> additive attention bias (H, Tq, Tk), or None
 """
-import torch
 from torch import nn
 
 

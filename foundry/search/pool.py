@@ -1,20 +1,17 @@
-"""The worker pool: every trial is a fresh `foundry train` subprocess on a pinned worker.
+"""The worker pool: every trial is its own `foundry train` process on a pinned worker.
 
-    from foundry.search.pool import TrialSpec, WorkerPool, plan_workers
     pool = WorkerPool(plan_workers("auto"), timeout_s=3600)
     results = pool.run([TrialSpec("t1", "variant.yaml", "runs/t1", ["train.seed=1"])])
 
-Workers: one per GPU, pinned with CUDA_VISIBLE_DEVICES; without GPUs, N CPU workers that
-split the cores between them (OMP_NUM_THREADS per worker, CUDA hidden). Each trial runs
-`python -m foundry.cli train CONFIG [overrides] --out DIR [--resume]` in its own process
-group (its own session), logging to DIR/train.log; a wall-clock timeout or `stop()` kills the
-whole group (SIGTERM, then SIGKILL after a grace period). On Linux a trial also dies with the
-process that started it, so a supervisor killed with -9 leaves no trainer behind. On Linux,
-`foundry train` trials are forked from a per-worker preloader that has imported torch but
-none of foundry (zygote.py): edited code is still picked up, the import cost is paid once.
-
+Workers: one per GPU, pinned with CUDA_VISIBLE_DEVICES; else N CPU workers splitting the cores
+(OMP_NUM_THREADS each, CUDA hidden). A trial runs `foundry train CONFIG [overrides] --out DIR
+[--resume]` in its own session / process group, logging to DIR/train.log; a wall-clock timeout
+or `stop()` kills the whole group (SIGTERM, SIGKILL after a grace period), and a trial dies
+with the process that started it (Linux), so a supervisor killed with -9 leaves none behind.
+On Linux trials are forked from a per-worker preloader that has imported torch but none of
+foundry (zygote.py): edited code is still picked up, the import cost is paid once per worker.
 Non-blocking use (the supervisor): `submit()`, then `poll()` returns the started / finished
-events since the last call. `run()` is the blocking form (sweeps).
+events since the last call; `run()` is the blocking form (sweeps).
 """
 from __future__ import annotations
 

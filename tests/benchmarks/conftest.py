@@ -13,14 +13,6 @@ from foundry.data import ByteTokenizer
 from foundry.model import GPT
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine they lose ~10x."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny_config(block_size: int = 64):
     return config.from_dict({"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": block_size,

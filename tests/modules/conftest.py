@@ -1,6 +1,5 @@
 """Fixtures for component tests: a tiny, valid config built around one named component."""
 import pytest
-import torch
 
 from foundry import config
 
@@ -22,14 +21,6 @@ def _merge(into: dict, extra: dict) -> dict:
             into[key] = value
     return into
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster on one thread; extra threads only spin on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import zlib
 
 import pytest
 
-from conftest import tiny_overrides
+from tests.conftest import tiny_overrides
 from foundry.cli import main
 from foundry.config import load, save
 from foundry.search.lr_find import suggest

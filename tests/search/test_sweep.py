@@ -8,7 +8,7 @@ import sys
 import git
 import pytest
 
-from conftest import tiny_overrides
+from tests.conftest import tiny_overrides
 from foundry.cli import main
 from foundry.config import from_dict, load, save
 from foundry.search import sweep
