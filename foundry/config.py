@@ -114,8 +114,9 @@ class BudgetConfig:
 class EvalConfig:
     interval: int = 100         # steps between validation passes
     batches: int = 8            # validation batches per pass (a fixed slice)
-    tasks: list[str] = field(default_factory=list)
-    rank: dict[str, float] = field(default_factory=dict)  # task -> weight; empty = val_bpb
+    tasks: list[str] = field(default_factory=list)  # benchmark tasks run after training
+    limit: int = 0              # items per task (0 = all); a cheap, fixed subset for ranking
+    rank: dict[str, float] = field(default_factory=dict)  # task -> weight of summary's rank_score; empty = equal
 
 
 @dataclass
@@ -346,5 +347,11 @@ def validate(cfg: Config) -> None:
     budgets = {k: v for k, v in dataclasses.asdict(b).items() if v}
     if any(v < 0 for v in budgets.values()) or len(budgets) != 1:
         raise ConfigError(f"budget: set exactly one of tokens, steps, seconds to a positive value, got {dataclasses.asdict(b)}")
-    if cfg.eval.interval <= 0 or cfg.eval.batches <= 0:
-        raise ConfigError("eval.interval/eval.batches: must be positive")
+    if cfg.eval.interval <= 0 or cfg.eval.batches <= 0 or cfg.eval.limit < 0:
+        raise ConfigError("eval.interval/eval.batches: must be positive; eval.limit: not negative")
+    from foundry.benchmarks import TASKS
+    for task in cfg.eval.tasks:
+        _check_name("eval.tasks", task, TASKS)
+    for task in cfg.eval.rank:
+        if task not in cfg.eval.tasks:
+            raise ConfigError(f"eval.rank: {task!r} is not in eval.tasks {cfg.eval.tasks}")

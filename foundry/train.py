@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import signal
 import time
 
@@ -183,5 +184,17 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         "config_hash": config_hash(cfg), "name": cfg.name, "seed": cfg.train.seed,
         "device": hardware.describe(device), "data": objective.meta,
     }
+    if status == "done" and cfg.eval.tasks:
+        summary.update(run_eval_tasks(cfg, out_dir, device, log))
     files.finish(summary)
     return summary
+
+
+def run_eval_tasks(cfg: Config, out_dir, device, log) -> dict:
+    """Score the final checkpoint on eval.tasks; rank_score (higher is better) combines them."""
+    from foundry.benchmarks import EvalOptions, load_target, rank_score, run_tasks
+    lm = load_target(os.fspath(out_dir), device=str(device))
+    results = run_tasks(lm, cfg.eval.tasks, EvalOptions(limit=cfg.eval.limit, seed=cfg.train.seed), log=log)
+    weights = cfg.eval.rank or {task: 1.0 for task in cfg.eval.tasks}
+    tasks = {name: {k: r[k] for k in ("metric", "score", "centered", "rank_value", "n")} for name, r in results.items()}
+    return {"tasks": tasks, "rank_score": rank_score(results, weights)}

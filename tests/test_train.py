@@ -145,3 +145,21 @@ def test_dpo_trains_on_preference_pairs_against_the_starting_weights(tiny_text, 
     # the held-out pairs share the preference, so the policy learns to prefer "chosen"
     assert evals[-1]["val_reward_accuracy"] == 1.0 and evals[-1]["val_reward_margin"] > 0
     assert summary["val_loss"] < 0.6931  # below log 2, where policy = reference
+
+
+def test_eval_tasks_after_training_give_a_rank_score(tiny_text, tmp_path):
+    summary = train(tiny_cfg(tiny_text, "eval.tasks=[bpb, addition]", "eval.limit=5",
+                             "eval.rank={bpb: 3, addition: 1}"), tmp_path / "run")
+    tasks = summary["tasks"]
+    assert set(tasks) == {"bpb", "addition"} and tasks["addition"]["n"] == 5
+    expected = (3 * tasks["bpb"]["rank_value"] + tasks["addition"]["rank_value"]) / 4
+    assert summary["rank_score"] == pytest.approx(expected)
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk["rank_score"] == summary["rank_score"]
+
+
+def test_eval_task_names_are_checked_at_load():
+    with pytest.raises(config.ConfigError, match="eval.tasks: unknown 'mmlu_pro'"):
+        config.from_dict({"eval": {"tasks": ["mmlu_pro"]}, "budget": {"steps": 1}})
+    with pytest.raises(config.ConfigError, match="eval.rank: 'gsm8k' is not in eval.tasks"):
+        config.from_dict({"eval": {"tasks": ["bpb"], "rank": {"gsm8k": 1}}, "budget": {"steps": 1}})
