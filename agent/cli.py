@@ -70,6 +70,8 @@ def run_main(argv) -> int:
     p.add_argument("--keep-checkpoints", choices=settings_mod.CHECKPOINT_POLICIES,
                    help="which checkpoints survive ranking (default promoted)")
     p.add_argument("--metric", help="summary.json key to rank on (default val_bpb, lower is better)")
+    p.add_argument("--higher-is-better", dest="higher_is_better", action="store_const", const=True,
+                   help="the metric improves upward (e.g. rank_score from eval.tasks)")
     p.add_argument("--confirm-seeds", type=int, help="fresh seeds confirming the best candidate (default 2)")
     p.add_argument("--min-delta", type=float, help="smallest improvement worth a promotion (default 0.001)")
     p.add_argument("--z", type=float, help="promote only above z x standard error of the difference (default 2)")
@@ -95,6 +97,8 @@ def run_main(argv) -> int:
 def _run_locked(args, repo, campaign: str, campaign_dir: str, lock: CampaignLock) -> int:
     settings_path = os.path.join(campaign_dir, "campaign.yaml")
     overrides = {dotted: getattr(args, flag) for flag, dotted in FLAGS.items() if getattr(args, flag) is not None}
+    if args.higher_is_better:
+        overrides["promotion.lower_is_better"] = False
     settings = settings_mod.load(settings_path, overrides)
     if args.baseline:
         rel = relpath(repo, args.baseline)
