@@ -130,7 +130,7 @@ def lr_find_main(argv: list[str]) -> int:
 
 
 def evolve_main(argv: list[str]) -> int:
-    from foundry.config import load
+    from foundry.config import config_hash, load
     from foundry.search import evolution, trials
     p = _parser("evolve", "Aging evolution over configs: sample members, mutate the best (stacked mutations), "
                           "retire the oldest. Re-run the same command to resume the population.")
@@ -148,7 +148,6 @@ def evolve_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     base = load(args.baseline)
     budget = args.budget or trials.full_budget_tokens(base)
-    from foundry.config import config_hash
     folder = args.dir or f"experiments/evolve/{base.name}-{config_hash(base)}-s{args.seed}"
     evo = evolution.AgingEvolution.start(base, folder, args.population, args.sample, args.cycles,
                                          args.max_stack, args.seed)

@@ -19,7 +19,7 @@ import random
 
 from foundry.config import Config, atomic_write_text, config_hash, dumps, load
 from foundry.errors import UserError
-from foundry.mutate import apply, propose
+from foundry.mutate import propose
 from foundry.search import trials
 from foundry.search.driver import drive, load_json, save_json
 from foundry.search.pool import TrialSpec, WorkerPool

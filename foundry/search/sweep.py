@@ -16,7 +16,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 
-from foundry.config import atomic_write_text, dumps, load
+from foundry.config import atomic_write_text, config_hash, diff, dumps, load
 from foundry.errors import UserError
 from foundry.mutate import apply, parse_label
 from foundry.search import stats, trials
@@ -195,7 +195,6 @@ def promote_winner(report: dict, baseline_path: str, old_hash: str, min_delta: f
     Returns the commit sha, or None for a near-miss or when the baseline itself won.
     """
     from agent.promotion import Promotion, code_fingerprint, hardware, open_repo, promote, relpath
-    from foundry.config import diff
     rows = {r["label"]: r for r in report["ranking"]}
     winner = rows.get(report["winner"])
     if winner is None or winner["label"] == "baseline" or "baseline" not in rows:
@@ -210,7 +209,6 @@ def promote_winner(report: dict, baseline_path: str, old_hash: str, min_delta: f
         log(f"promotion: near-miss for {winner['label']}: {test}")
         return None
     base, cand = load(baseline_path), load(os.path.join(report["dir"], "configs", f"{winner['trial']}.yaml"))
-    from foundry.config import config_hash
     cand.name, cand.parent = base.name, f"{base.name}@{config_hash(base)}"
     repo = open_repo(baseline_path)
     seeds = AshaSearch.from_dict(load_json(os.path.join(report["dir"], "search.json"))["search"]).confirm

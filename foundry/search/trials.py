@@ -86,7 +86,7 @@ def run_record(summary: dict | None, run_dir: str) -> dict:
 def fmt(value, spec: str = ".4f") -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and spec:
         return format(value, spec)
     return str(value)
 

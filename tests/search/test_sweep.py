@@ -2,7 +2,6 @@
 a rung pause that resumes onto the full run, and one end-to-end sweep with the real trainer."""
 import json
 import os
-import subprocess
 import sys
 
 import git
