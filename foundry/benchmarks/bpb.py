@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 
-from foundry.benchmarks.common import EvalOptions, read_lines
+from foundry.benchmarks.common import EvalOptions
+from foundry.data.jsonl import read_lines
 from foundry.errors import UserError
 
 

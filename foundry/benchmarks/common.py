@@ -1,8 +1,8 @@
-"""Shared pieces of the eval harness: options, data-file lookup, JSONL reading, the result record.
+"""Shared pieces of the eval harness: options, data-file lookup, the result record.
 
     opts = EvalOptions(data_dir="/data", limit=100)
     path = data_path(opts, "gsm8k", "gsm8k/test.jsonl")   # --path gsm8k=FILE wins over --data DIR
-    rows = read_jsonl(path, ("question", "answer"))         # .gz read transparently
+    rows = read_jsonl(path, ("question", "answer"))         # foundry.data.jsonl; .gz read transparently
     result = make_result("gsm8k", "acc", 0.12, chance=0.0, items=[...])
 
 Data comes from user paths: `--path TASK=FILE`, else `--data DIR`, else $FOUNDRY_DATA. A missing
@@ -10,8 +10,6 @@ or malformed file is a UserError naming the file (and the line, for JSONL/CSV).
 """
 from __future__ import annotations
 
-import gzip
-import json
 import os
 from dataclasses import dataclass, field
 
@@ -49,39 +47,6 @@ def data_path(opts: EvalOptions, task: str, default_relative: str, folder: bool 
         kind = "folder" if folder else "file"
         raise UserError(f"{task}: {kind} {path} not found (pass --path {task}=... or --data DIR)")
     return path
-
-
-def read_lines(path: str) -> list[str]:
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            return f.read().splitlines()
-    except (OSError, EOFError) as e:
-        raise UserError(f"{path}: cannot read ({getattr(e, 'strerror', None) or e})") from None
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
-
-
-def read_jsonl(path: str, required: tuple = ()) -> list[dict]:
-    """Objects of a JSONL file (blank lines skipped); each record gets `_line` (1-based)."""
-    records = []
-    for lineno, line in enumerate(read_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{path}:{lineno}: expected a JSON object")
-        for key in required:
-            if key not in record:
-                raise UserError(f"{path}:{lineno}: missing field {key!r}")
-        record["_line"] = lineno
-        records.append(record)
-    if not records:
-        raise UserError(f"{path}: no records")
-    return records
 
 
 def limited(items: list, opts: EvalOptions) -> list:

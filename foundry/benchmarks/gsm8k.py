@@ -17,8 +17,8 @@ import random
 import re
 from decimal import Decimal, InvalidOperation
 
-from foundry.benchmarks.common import (EvalOptions, data_path, fit_shots, limited, make_result,
-                                       read_jsonl)
+from foundry.benchmarks.common import EvalOptions, data_path, fit_shots, limited, make_result
+from foundry.data.jsonl import read_jsonl
 from foundry.errors import UserError
 
 # a sign only where it cannot be a hyphen ("3-4", "5-year"); thousands groups of exactly 3 digits

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 
-from foundry.benchmarks.common import EvalOptions, data_path, limited, make_result, read_jsonl
+from foundry.benchmarks.common import EvalOptions, data_path, limited, make_result
+from foundry.data.jsonl import read_jsonl
 from foundry.benchmarks.sandbox import SandboxLimits, run_programs
 from foundry.errors import UserError
 

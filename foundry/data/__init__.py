@@ -6,7 +6,7 @@
 
 Files: tokenizer.py (TOKENIZERS), sources.py (data.source), formats.py (FORMATS, jinja2 chat
 templates), curriculum.py (CURRICULA), cache.py (token cache), dataset.py (load_dataset, get_batch),
-preference.py (load_preference_pairs). Each registry is a dict at the end of its file.
+preference.py (load_preference_pairs), jsonl.py (read_jsonl, read_lines). Each registry is a dict at the end of its file.
 """
 from foundry.data.cache import cache_root
 from foundry.data.curriculum import CURRICULA, order_documents
