@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import typing
 from dataclasses import dataclass, field
 
 import yaml
 
-from foundry.config import atomic_write_text
+from foundry.config import ConfigError, atomic_write_text, build_dataclass
 from foundry.errors import UserError
 
 CHECKPOINT_POLICIES = ("promoted", "all", "none")
@@ -63,27 +62,6 @@ class Settings:
         raise UserError(f"search.workers: expected 'auto' or a positive number, got {value!r}")
 
 
-def _fill(obj, data: dict, prefix: str, path: str) -> None:
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: {prefix or 'top level'}: expected a mapping")
-    hints = typing.get_type_hints(type(obj))
-    for key, value in data.items():
-        if key not in hints:
-            valid = ", ".join(f.name for f in dataclasses.fields(obj))
-            raise UserError(f"{path}: {prefix}{key}: unknown key (valid: {valid})")
-        typ = hints[key]
-        if dataclasses.is_dataclass(typ):
-            _fill(getattr(obj, key), value or {}, f"{prefix}{key}.", path)
-            continue
-        if typ is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if typ is str and isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            raise UserError(f"{path}: {prefix}{key}: expected {typ.__name__}, got {value!r}")
-        setattr(obj, key, value)
-
-
 def check(s: Settings, path: str) -> None:
     if s.search.population < 1:
         raise UserError(f"{path}: search.population: must be at least 1")
@@ -99,24 +77,32 @@ def check(s: Settings, path: str) -> None:
 
 def load(path: str, overrides: dict | None = None) -> Settings:
     """Settings from `path` (defaults if missing), then dotted `overrides` ({"search.population": 8})."""
-    s = Settings()
+    data = {}
     if os.path.exists(path):
         try:
             with open(path, encoding="utf-8") as f:
-                _fill(s, yaml.safe_load(f) or {}, "", path)
+                data = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
             raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: top level: expected a mapping")
     for dotted, value in (overrides or {}).items():
-        _fill(s, _nest(dotted, value), "", f"{path} (flag {dotted})")
+        *sections, key = dotted.split(".")
+        node = data
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise UserError(f"{path}: {section}: expected a mapping")
+        node[key] = value
+    search = data.get("search")
+    if isinstance(search, dict) and isinstance(search.get("workers"), int) and not isinstance(search["workers"], bool):
+        search["workers"] = str(search["workers"])  # `workers: 2` in YAML means the string field "2"
+    try:
+        s = build_dataclass(Settings, data)
+    except ConfigError as e:
+        raise UserError(f"{path}: {e}") from None
     check(s, path)
     return s
-
-
-def _nest(dotted: str, value) -> dict:
-    out = value
-    for part in reversed(dotted.split(".")):
-        out = {part: out}
-    return out
 
 
 def save(s: Settings, path: str) -> None:

@@ -181,7 +181,8 @@ def _coerce(value, typ, key: str):
     raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}")
 
 
-def _build(cls, data: dict, prefix: str):
+def build_dataclass(cls, data: dict, prefix: str = ""):
+    """A (nested) dataclass from a dict, checking keys and types; ConfigError names the dotted key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -193,14 +194,14 @@ def _build(cls, data: dict, prefix: str):
             raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(names)})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
-            kwargs[key] = _build(typ, value or {}, dotted + ".")
+            kwargs[key] = build_dataclass(typ, value or {}, dotted + ".")
         else:
             kwargs[key] = _coerce(value, typ, dotted)
     return cls(**kwargs)
 
 
 def from_dict(data: dict) -> Config:
-    cfg = _build(Config, data or {}, "")
+    cfg = build_dataclass(Config, data or {})
     validate(cfg)
     return cfg
 
