@@ -107,15 +107,16 @@ class AshaSearch:
         if self.confirm is None:
             self.confirm = {t["id"]: [t["seed"] + i for i in range(self.seeds)] for t in self._candidates()}
         issued = {j["id"] for j in self.jobs}
-        for trial_id, seeds in self.confirm.items():
-            trial = self.trials[trial_id]
-            if self._failed(trial):
-                continue
-            if self._reached(trial) < self.top and f"{trial_id}@confirm-s{trial['seed']}" not in issued:
+        live = [(self.trials[tid], seeds) for tid, seeds in self.confirm.items() if not self._failed(self.trials[tid])]
+        for trial, _ in live:
+            if self._reached(trial) < self.top and f"{trial['id']}@confirm-s{trial['seed']}" not in issued:
                 return self._job(trial, self.top, "confirm")  # continue its own run to the full budget
-            for seed in seeds[1:]:  # further seeds: fresh runs at the full budget
-                if f"{trial_id}@confirm-s{seed}" not in issued:
-                    return self._job(trial, self.top, "confirm", seed, run=f"{trial_id}-seed{seed}")
+        # further seeds are fresh runs, issued seed-major (every trial's 2nd seed before any 3rd) so a
+        # search cut short still compares every trial over the same seeds
+        for i in range(1, self.seeds):
+            for trial, seeds in live:
+                if f"{trial['id']}@confirm-s{seeds[i]}" not in issued:
+                    return self._job(trial, self.top, "confirm", seeds[i], run=f"{trial['id']}-seed{seeds[i]}")
         return None
 
     def _candidates(self) -> list[dict]:

@@ -109,3 +109,14 @@ def test_single_rung_is_plain_multi_seed_training():
     simulate(search)
     assert len(search.jobs) == 7 and all(j["budget"] == 27 for j in search.jobs)  # t03 fails: no 2nd seed
     assert [r["trial"] for r in search.confirmation()][:1] == ["t02"]  # nearest to t07 among t00..t03
+
+
+def test_extra_seeds_are_issued_seed_major():
+    """Every trial's 2nd seed before any trial's 3rd: a search cut short compares like with like."""
+    search = AshaSearch([27], 3, _trials(3), top_k=3, seeds=3, always_confirm=())
+    order = []
+    while (job := search.next_job()) is not None:
+        order.append((job["trial"], job["seed"]))
+        search.report(job["id"], objective(job), {"train_tokens": 27, "train_flops": 162.0})
+    assert [seed for _, seed in order] == [100] * 3 + [101] * 3 + [102] * 3
+    assert sorted(order) == [(f"t{i:02d}", 100 + s) for i in range(3) for s in range(3)]
