@@ -8,6 +8,8 @@ Prints, per seed, val loss at the final step, training tokens/s (eval time exclu
 against the measured fp32 matmul peak of this machine (bf16 data-sheet peak on a GPU).
 Targets from the foundation issue: val loss <= 1.89 at step 2000 (mean of 3 seeds) at
 >= 20,000 tokens/s on 2 CPU cores; >= 40% MFU for GPT-2-small on an H100.
+bench/reference_nanogpt.py trains nanoGPT's own baby model on the same split: read these figures
+against it on the same machine.
 """
 import argparse
 import os
