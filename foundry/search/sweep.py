@@ -6,8 +6,9 @@
 Every variant (and the baseline itself, as the reference) is a trial. Without ASHA every trial
 trains to the config's full budget with `seeds` seeds. With ASHA, trials climb rungs of the
 token budget and the top_k plus the baseline are confirmed at the full budget over `seeds`
-seeds (asha.py). Everything lives in DIR: configs/, runs/, and search.json, the whole search
-state, rewritten after every event — run the same command again and it carries on.
+seeds (asha.py). Everything lives in DIR: configs/, runs/, and ledger.sqlite, the search ledger
+(ledger.py: every trial, rung job and result, saved after every event) — run the same command
+again and it carries on from its rungs.
 """
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ from foundry.errors import UserError
 from foundry.mutate import apply, parse_label
 from foundry.search import stats, trials
 from foundry.search.asha import AshaSearch, rung_budgets
-from foundry.search.driver import drive, load_json, save_json
+from foundry.search.driver import drive
+from foundry.search.ledger import SearchLedger
 from foundry.search.pool import TrialSpec, WorkerPool
 
 RUNG_TRAIN_COMMAND = [sys.executable, "-m", "foundry.cli", "train-rung"]
+LEDGER = "ledger.sqlite"
 
 
 @dataclass
@@ -90,14 +93,16 @@ def _new_search(baseline_path, labels, search_dir, asha, seeds, skip_invalid) ->
 def run_sweep(baseline_path: str, labels: list[str], search_dir: str, workers, asha: AshaOptions | None = None,
               seeds: int = 1, eval_task: str | None = None, skip_invalid: bool = False,
               timeout_s: float | None = None, log=print, command: list[str] | None = None) -> dict:
-    state_path = os.path.join(search_dir, "search.json")
     request = {"baseline": os.path.abspath(baseline_path), "labels": labels,
                "asha": asdict(asha) if asha else None, "seeds": seeds, "eval_task": eval_task}
-    saved = load_json(state_path)
-    if saved is not None:
-        if saved["request"] != request:
-            raise UserError(f"{search_dir}: holds a different search ({saved['request']}); choose another --dir")
-        search = AshaSearch.from_dict(saved["search"])
+    os.makedirs(search_dir, exist_ok=True)
+    ledger = SearchLedger(os.path.join(search_dir, LEDGER))
+    saved_request = ledger.request()
+    if saved_request not in (None, request):
+        ledger.close()
+        raise UserError(f"{search_dir}: holds a different search ({saved_request}); choose another --dir")
+    search = ledger.load()
+    if search is not None:
         log(f"resuming the search in {search_dir}: {sum(j['status'] != 'running' for j in search.jobs)} jobs done")
     else:
         search = _new_search(baseline_path, labels, search_dir, asha, seeds, skip_invalid)
@@ -127,8 +132,10 @@ def run_sweep(baseline_path: str, labels: list[str], search_dir: str, workers, a
 
     # trials fork from the pool's per-worker preloader (torch imported once) unless a test swaps the command
     pool = WorkerPool(workers, timeout_s=timeout_s, command=command or RUNG_TRAIN_COMMAND, preload=command is None)
-    drive(pool, next_spec, on_finished, lambda: save_json(state_path, {"request": request,
-                                                                        "search": search.to_dict()}), log)
+    try:
+        drive(pool, next_spec, on_finished, lambda: ledger.save(request, search), log)
+    finally:
+        ledger.close()
     return summarize(search, eval_task, search_dir)
 
 
@@ -211,7 +218,9 @@ def promote_winner(report: dict, baseline_path: str, old_hash: str, min_delta: f
     base, cand = load(baseline_path), load(os.path.join(report["dir"], "configs", f"{winner['trial']}.yaml"))
     cand.name, cand.parent = base.name, f"{base.name}@{config_hash(base)}"
     repo = open_repo(baseline_path)
-    seeds = AshaSearch.from_dict(load_json(os.path.join(report["dir"], "search.json"))["search"]).confirm
+    ledger = SearchLedger(os.path.join(report["dir"], LEDGER))
+    seeds = ledger.load().confirm
+    ledger.close()
     seed_list = seeds.get(winner["trial"], []) if seeds else []
     changes = {k: v for k, v in diff(base, cand).items() if k not in ("name", "parent", "mutations")}
     promotion = Promotion(

@@ -2,6 +2,7 @@
 a rung pause that resumes onto the full run, and one end-to-end sweep with the real trainer."""
 import json
 import os
+import sqlite3
 import sys
 
 import git
@@ -55,9 +56,13 @@ def test_interrupted_sweep_resumes_without_rerunning(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         _sweep(tmp_path, log=interrupt_after_three)
-    state = json.loads((tmp_path / "s" / "search.json").read_text())["search"]
-    finished = {j["id"] for j in state["jobs"] if j["status"] != "running"}
-    assert len(finished) == 3 and any(j["status"] == "running" for j in state["jobs"])
+    db = sqlite3.connect(tmp_path / "s" / "ledger.sqlite")  # the rung state, as another process sees it
+    jobs = dict(db.execute("SELECT id, status FROM jobs").fetchall())
+    finished = {job_id for job_id, status in jobs.items() if status != "running"}
+    assert len(finished) == 3 and "running" in jobs.values()
+    rungs = db.execute("SELECT trial, rung, objective FROM jobs WHERE run = trial AND status = 'done'").fetchall()
+    assert len(rungs) == 3 and all(objective > 0 for _, _, objective in rungs)
+    db.close()
     report = _sweep(tmp_path)
     assert report["winner"] == "lr:x2"
     for job_id in finished:  # finished jobs ran once: one line per rung in their calls.log
