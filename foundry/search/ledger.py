@@ -14,6 +14,7 @@ again, from their checkpoints (AshaSearch.from_dict).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 from foundry.search.asha import AshaSearch
@@ -70,6 +71,13 @@ class SearchLedger:
                 [(seq, json.dumps(job["record"]), *(job[c] for c in JOB_COLUMNS))
                  for seq, job in enumerate(state["jobs"])])
         self._last_saved = snapshot
+
+    def import_json(self, path: str) -> None:
+        """A search saved before the ledger existed (DIR/search.json) moves into it, once."""
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        self.save(saved["request"], AshaSearch.from_dict(saved["search"]))
+        os.remove(path)
 
     def load(self) -> AshaSearch | None:
         if self.request() is None:

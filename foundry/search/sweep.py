@@ -97,6 +97,8 @@ def run_sweep(baseline_path: str, labels: list[str], search_dir: str, workers, a
                "asha": asdict(asha) if asha else None, "seeds": seeds, "eval_task": eval_task}
     os.makedirs(search_dir, exist_ok=True)
     ledger = SearchLedger(os.path.join(search_dir, LEDGER))
+    if ledger.request() is None and os.path.exists(os.path.join(search_dir, "search.json")):
+        ledger.import_json(os.path.join(search_dir, "search.json"))
     saved_request = ledger.request()
     if saved_request not in (None, request):
         ledger.close()

@@ -1,4 +1,5 @@
 """The search ledger: an ASHA search saved mid-flight loads back equal, rungs readable with SQL."""
+import json
 import sqlite3
 
 from foundry.search.asha import AshaSearch, rung_budgets
@@ -28,3 +29,13 @@ def test_saved_search_loads_back_equal_with_running_jobs_requeued(tmp_path):
 
     simulate(loaded)  # the restarted search finishes from where it was
     assert loaded.finished() and loaded.winner()["trial"] == "t05"  # t07 absent: nearest is t05
+
+
+def test_a_search_saved_as_json_before_the_ledger_is_imported_once(tmp_path):
+    search = AshaSearch([27], 3, _trials(3), top_k=3, seeds=2, always_confirm=())
+    simulate(search, workers=2, stop_after_reports=2)
+    legacy = tmp_path / "search.json"
+    legacy.write_text(json.dumps({"request": REQUEST, "search": search.to_dict()}))
+    ledger = SearchLedger(str(tmp_path / "ledger.sqlite"))
+    ledger.import_json(str(legacy))
+    assert not legacy.exists() and ledger.request() == REQUEST and ledger.load().to_dict() == search.to_dict()
