@@ -85,10 +85,12 @@ def run(seed, steps, cfg, data):
     ms_per_step = (time.perf_counter() - start) / steps * 1000
     whole = val_metrics(model, data.val, cfg, data.val_bytes_per_token, "cpu")["val_loss"]
     model.eval()
+    estimates = []  # nanoGPT's estimate_loss: the mean over 20 random validation batches; ten draws of it
     with torch.no_grad():
-        estimates = [np.mean([F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
-                              for x, y in (get_batch(data.val, BATCH, BLOCK, np.random.default_rng(draw))
-                                           for _ in range(20))]) for draw in range(10)]
+        for draw in range(10):
+            rng = np.random.default_rng(draw)
+            batches = [get_batch(data.val, BATCH, BLOCK, rng) for _ in range(20)]
+            estimates.append(np.mean([F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item() for x, y in batches]))
     return whole, estimates, ms_per_step
 
 
