@@ -3,7 +3,9 @@
     FOUNDRY_DATA=../shared/data python bench/mutations_improve.py [--steps 2000] [--seeds 3] [--jobs 2]
 
 Every variant and the baseline train with the same seeds (a sweep without ASHA, so the runs of
-all configs are interleaved under the same machine load). "Improves" is counted two ways: a lower
+all configs are interleaved under the same machine load, seed-major) and the same token budget,
+the baseline's 2000 steps x 768 tokens: variants that change tokens per step (context, batch size)
+take proportionally fewer steps. "Improves" is counted two ways: a lower
 mean val_bpb, and a significant one (the 95% interval of the difference excludes 0, i.e. the
 improvement exceeds 1.96 standard errors of the difference of means). --steps below the baseline's 2000 runs a reduced budget (warmup scaled
 to the same 5%, validation on 50 batches): say so when quoting the figure. Resumable via --out.
