@@ -6,6 +6,7 @@ import glob
 import json
 import os
 import signal
+import time
 
 import yaml
 
@@ -109,3 +110,74 @@ def test_two_generations_promote_once_through_a_crash(repo):
     assert timed.returncode == 0, timed.stdout + timed.stderr
     assert ledger(repo).generation(3)["phase"] == "done" and ledger(repo).generation(4) is None
     assert "budget reached" in timed.stdout + timed.stderr
+
+
+def wait_for_training(repo, after: float = 0.0, timeout: float = 180) -> None:
+    """Until some trial's progress.json (written after `after`) shows a training step."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_*/runs/*/progress.json")):
+            try:
+                if os.path.getmtime(path) < after:
+                    continue
+                progress = json.load(open(path))
+            except ValueError:
+                continue
+            if progress.get("status") == "running" and progress.get("step", 0) >= 1:
+                return
+        time.sleep(0.1)
+    raise AssertionError("no trial started training")
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_stop_kill_9_and_resume_with_a_broken_component(tmp_path):
+    """SIGTERM stops cleanly; kill -9 while training leaves no trainer behind; the next run resumes
+    and finishes. The queued candidate uses a component that raises: recorded, never promoted."""
+    data = tiny_baseline()
+    data["budget"] = {"seconds": 4.0}                      # long enough to be killed while training
+    data["train"]["checkpoint_interval"] = 20              # so a resumed trial continues, not restarts
+    repo = make_repo(str(tmp_path / "repo"), data)
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "sitecustomize.py").write_text(BROKEN_NORM)
+    env = {"PYTHONPATH": f"{plugin}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    queue(repo, "broken.yaml", "model:\n  norm: broken_norm\n")
+    args = [*RUN, "--generations", "1", "--confirm-seeds", "0"]
+
+    proc = foundry(repo, *args, env=env, wait=False)
+    wait_for_training(repo)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    led = ledger(repo)
+    assert led.trials(variant="baseline")[0]["status"] == "interrupted"
+    assert not any(alive(t["pid"]) for t in led.trials())
+    assert open(os.path.join(repo.working_tree_dir, "experiments/tiny/supervisor.lock")).read() == ""
+
+    proc = foundry(repo, *args, env=env, wait=False)
+    wait_for_training(repo, after=time.time())
+    running = led.trials(status="running")
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    while any(alive(t["pid"]) for t in running) and time.time() < deadline:
+        time.sleep(0.1)
+    assert running and not any(alive(t["pid"]) for t in running), "a trainer outlived its supervisor"
+
+    done = foundry(repo, *args, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "re-queued" in done.stdout
+    (baseline,) = led.trials(variant="baseline")
+    assert baseline["status"] == "done" and baseline["attempts"] == 3
+    (broken,) = led.trials(variant="v01-broken")
+    assert broken["status"] == "failed" and "deliberately broken component" in broken["reason"]
+    assert "Traceback" in broken["log_tail"]
+    assert led.decision(1)["kind"] == "reject" and promote_commits(repo) == []
+    assert "deliberately broken component" in foundry(repo, "runs", "--status", "failed").stdout
