@@ -20,6 +20,7 @@ import sys
 
 from foundry.config import load, save
 from foundry.search import sweep, trials
+from foundry.search.ledger import SearchLedger
 from foundry.search.pool import plan_workers
 
 ONE_PER_TYPE = ["attention:gqa_1kv", "ffn:moe", "depth:plus1", "width:x1.5", "heads:x2", "mlp_ratio:6", "context:x2",
@@ -28,12 +29,35 @@ ONE_PER_TYPE = ["attention:gqa_1kv", "ffn:moe", "depth:plus1", "width:x1.5", "he
                 "weight_decay:off", "betas:0.9_0.95", "ema:0.99", "tokenizer:byte"]
 
 
+def print_table(report: dict, steps: int, seeds: int) -> None:
+    rows = sorted(report["ranking"], key=lambda r: r.get("delta") or 0.0)
+    for r in rows:
+        r["verdict"] = "baseline" if r["label"] == "baseline" else (
+            "better*" if r.get("ci95", [0, 0])[1] < 0 else "better" if r["delta"] < 0 else
+            "worse*" if r.get("ci95", [0, 0])[0] > 0 else "worse")
+        r["ci"] = "-" if "ci95" not in r else f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
+    print(trials.table(rows, [("label", "mutation", ""), ("metric", "val_bpb", ".4f"), ("stdev", "± sd", ".4f"), ("n", "seeds", ""),
+                              ("delta", "Δ vs base", "+.4f"), ("ci", "95% CI of Δ", ""), ("verdict", "", ""),
+                              ("tokens_per_s", "tok/s", ".0f"), ("train_flops", "FLOPs", ".3g"),
+                              ("qpc", "QPC", ".3g")]))
+    variants = [r for r in rows if r["label"] != "baseline"]
+    lower = sum(r["delta"] < 0 for r in variants)
+    significant = sum(r["verdict"] == "better*" for r in variants)
+    print(f"\n{steps} steps x {seeds} seeds; {len(variants)} mutation types: {lower} lower mean val_bpb, "
+          f"{significant} significantly better (* = the 95% CI of Δ excludes 0), "
+          f"{sum(r['verdict'] == 'worse*' for r in variants)} significantly worse")
+    if any(r["n"] < seeds for r in rows):
+        print(f"INCOMPLETE: {sum(r['n'] < seeds for r in rows)} configs have fewer than {seeds} seeds so far "
+              "(column 'seeds'); no interval without 2 seeds on both sides")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=2000, help="budget in optimizer steps (baseline: 2000)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default="experiments/bench/mutations_improve")
+    p.add_argument("--report", action="store_true", help="print the table from what --out holds so far; train nothing")
     args = p.parse_args()
     if not os.environ.get("FOUNDRY_DATA"):
         sys.exit("set FOUNDRY_DATA to the shared data folder")
@@ -43,24 +67,15 @@ def main() -> int:
     os.makedirs(args.out, exist_ok=True)
     base_path = os.path.join(args.out, "baseline.yaml")
     save(base, base_path)
-    report = sweep.run_sweep(base_path, ONE_PER_TYPE, os.path.join(args.out, "sweep"), plan_workers(args.jobs, gpus=[]),
-                             asha=None, seeds=args.seeds)
-    rows = sorted(report["ranking"], key=lambda r: r.get("delta") or 0.0)
-    for r in rows:
-        r["verdict"] = "baseline" if r["label"] == "baseline" else (
-            "better*" if r["ci95"][1] < 0 else "better" if r["delta"] < 0 else
-            "worse*" if r["ci95"][0] > 0 else "worse")
-        r["ci"] = "-" if "ci95" not in r else f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
-    print(trials.table(rows, [("label", "mutation", ""), ("metric", "val_bpb", ".4f"), ("stdev", "± sd", ".4f"),
-                              ("delta", "Δ vs base", "+.4f"), ("ci", "95% CI of Δ", ""), ("verdict", "", ""),
-                              ("tokens_per_s", "tok/s", ".0f"), ("train_flops", "FLOPs", ".3g"),
-                              ("qpc", "QPC", ".3g")]))
-    variants = [r for r in rows if r["label"] != "baseline"]
-    lower = sum(r["delta"] < 0 for r in variants)
-    significant = sum(r["verdict"] == "better*" for r in variants)
-    print(f"\n{args.steps} steps x {args.seeds} seeds; {len(variants)} mutation types: {lower} lower mean val_bpb, "
-          f"{significant} significantly better (* = the 95% CI of Δ excludes 0), "
-          f"{sum(r['verdict'] == 'worse*' for r in variants)} significantly worse")
+    sweep_dir = os.path.join(args.out, "sweep")
+    if args.report:  # what the folder holds so far (seeds still missing show as a smaller n)
+        if not os.path.exists(os.path.join(sweep_dir, sweep.LEDGER)):
+            sys.exit(f"{sweep_dir}: no search ledger yet")
+        report = sweep.summarize(SearchLedger(os.path.join(sweep_dir, sweep.LEDGER)).load(), None, sweep_dir)
+    else:
+        report = sweep.run_sweep(base_path, ONE_PER_TYPE, sweep_dir, plan_workers(args.jobs, gpus=[]),
+                                 asha=None, seeds=args.seeds)
+    print_table(report, args.steps, args.seeds)
     return 0
 
 

@@ -165,9 +165,11 @@ def summarize(search: AshaSearch, eval_task: str | None, search_dir: str) -> dic
         if baseline and ok and row["label"] != "baseline":
             d = stats.difference(baseline, ok)
             entry["delta"] = sign * (d.candidate_mean - d.baseline_mean)
-            lo, hi = d.interval(0.95)  # of the improvement baseline - candidate (objective units)
-            entry["ci95"] = sorted([sign * -hi, sign * -lo])
-            entry["significant"] = d.significant
+            entry["significant"] = False
+            if len(baseline) >= 2 and len(ok) >= 2:  # one run per side says nothing about the noise
+                lo, hi = d.interval(0.95)  # of the improvement baseline - candidate (objective units)
+                entry["ci95"] = sorted([sign * -hi, sign * -lo])
+                entry["significant"] = d.significant
         rows.append(entry)
     winner = search.winner()
     return {"dir": search_dir, "metric": eval_task or "val_bpb", "budgets": search.budgets,

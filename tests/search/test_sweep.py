@@ -79,6 +79,8 @@ def _plain_sweep(tmp_path, labels, seeds=1):
 def test_request_mismatch_and_bad_targets_are_user_errors(tmp_path):
     report = _plain_sweep(tmp_path, ["lr:x2"])
     assert report["budgets"] == [2700] and report["jobs"] == 2 and report["winner"] == "lr:x2"
+    (variant,) = [r for r in report["ranking"] if r["label"] == "lr:x2"]
+    assert variant["delta"] < 0 and not variant["significant"] and "ci95" not in variant  # 1 seed: no interval
     with pytest.raises(sweep.UserError, match="different search"):
         _plain_sweep(tmp_path, ["lr:x0.5"])
     assert sweep.parse_targets(["lr"]) == ["lr:x0.5", "lr:x0.7", "lr:x1.4", "lr:x2"]
