@@ -36,8 +36,8 @@ def print_table(report: dict, steps: int, seeds: int) -> None:
             "better*" if r.get("ci95", [0, 0])[1] < 0 else "better" if r["delta"] < 0 else
             "worse*" if r.get("ci95", [0, 0])[0] > 0 else "worse")
         r["ci"] = "-" if "ci95" not in r else f"[{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]"
-    print(trials.table(rows, [("label", "mutation", ""), ("metric", "val_bpb", ".4f"), ("stdev", "± sd", ".4f"), ("n", "seeds", ""),
-                              ("delta", "Δ vs base", "+.4f"), ("ci", "95% CI of Δ", ""), ("verdict", "", ""),
+    print(trials.table(rows, [("label", "mutation", ""), ("metric", "val_bpb", ".4f"), ("stdev", "± sd", ".4f"),
+                              ("n", "seeds", ""), ("delta", "Δ vs base", "+.4f"), ("ci", "95% CI of Δ", ""), ("verdict", "", ""),
                               ("tokens_per_s", "tok/s", ".0f"), ("train_flops", "FLOPs", ".3g"),
                               ("qpc", "QPC", ".3g")]))
     variants = [r for r in rows if r["label"] != "baseline"]
@@ -61,18 +61,19 @@ def main() -> int:
     args = p.parse_args()
     if not os.environ.get("FOUNDRY_DATA"):
         sys.exit("set FOUNDRY_DATA to the shared data folder")
-    overrides = [] if args.steps == 2000 else [
-        f"budget.steps={args.steps}", f"train.warmup_steps={max(1, round(args.steps * 0.05))}", "eval.batches=50"]
-    base = load("baselines/shakespeare_char.yaml", overrides + [f"eval.interval={args.steps}"])
-    os.makedirs(args.out, exist_ok=True)
-    base_path = os.path.join(args.out, "baseline.yaml")
-    save(base, base_path)
     sweep_dir = os.path.join(args.out, "sweep")
-    if args.report:  # what the folder holds so far (seeds still missing show as a smaller n)
-        if not os.path.exists(os.path.join(sweep_dir, sweep.LEDGER)):
+    if args.report:  # what the folder holds so far, writing nothing (seeds still missing show as a smaller n)
+        ledger_path = os.path.join(sweep_dir, sweep.LEDGER)
+        if not os.path.exists(ledger_path):
             sys.exit(f"{sweep_dir}: no search ledger yet")
-        report = sweep.summarize(SearchLedger(os.path.join(sweep_dir, sweep.LEDGER)).load(), None, sweep_dir)
+        report = sweep.summarize(SearchLedger(ledger_path).load(), None, sweep_dir)
     else:
+        overrides = [] if args.steps == 2000 else [
+            f"budget.steps={args.steps}", f"train.warmup_steps={max(1, round(args.steps * 0.05))}", "eval.batches=50"]
+        base = load("baselines/shakespeare_char.yaml", overrides + [f"eval.interval={args.steps}"])
+        os.makedirs(args.out, exist_ok=True)
+        base_path = os.path.join(args.out, "baseline.yaml")
+        save(base, base_path)
         report = sweep.run_sweep(base_path, ONE_PER_TYPE, sweep_dir, plan_workers(args.jobs, gpus=[]),
                                  asha=None, seeds=args.seeds)
     print_table(report, args.steps, args.seeds)

@@ -141,8 +141,11 @@ class AshaSearch:
         done_tokens = max((j["record"].get("train_tokens") or 0 for j in previous), default=0)
         job["flops"] = max(0.0, (job["record"].get("train_flops") or 0) - done_flops)
         job["tokens"] = max(0, (job["record"].get("train_tokens") or 0) - done_tokens)
+        self._record_rung(job)
+
+    def _record_rung(self, job) -> None:
         if job["run"] == job["trial"]:  # the trial's own lineage of checkpoints defines its rungs
-            self.trials[job["trial"]]["rungs"][str(job["rung"])] = objective
+            self.trials[job["trial"]]["rungs"][str(job["rung"])] = job["objective"]
 
     def finished(self) -> bool:
         return self.confirm is not None and not self._running() and not self.requeue
@@ -188,6 +191,9 @@ class AshaSearch:
         search = cls(data["budgets"], data["eta"], data["trials"], data["top_k"], data["seeds"],
                      data.get("always_confirm", ()))
         search.jobs, search.confirm = data["jobs"], data.get("confirm")
+        for job in search.jobs:  # rungs follow from the finished jobs, in the order they finished
+            if job["status"] != "running":
+                search._record_rung(job)
         # jobs that were running when the search stopped run again (resuming their checkpoints)
         search.requeue = [j for j in search.jobs if j["status"] == "running"]
         return search

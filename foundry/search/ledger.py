@@ -82,14 +82,8 @@ class SearchLedger:
     def load(self) -> AshaSearch | None:
         if self.request() is None:
             return None
-        trials = {row["id"]: {**dict(row), "rungs": {}}
-                  for row in self.db.execute("SELECT * FROM trials ORDER BY id")}
-        jobs = []
-        for row in self.db.execute("SELECT * FROM jobs ORDER BY seq"):
-            job = {c: row[c] for c in JOB_COLUMNS}
-            job["record"] = json.loads(row["record"])
-            jobs.append(job)
-            if job["run"] == job["trial"] and job["status"] != "running":  # the trial's own rungs
-                trials[job["trial"]]["rungs"][str(job["rung"])] = job["objective"]
-        return AshaSearch.from_dict({**{key: self._setting(key) for key in SETTINGS},
-                                     "trials": list(trials.values()), "jobs": jobs})
+        trials = [dict(row) for row in self.db.execute("SELECT * FROM trials ORDER BY id")]
+        jobs = [{**{c: row[c] for c in JOB_COLUMNS}, "record": json.loads(row["record"])}
+                for row in self.db.execute("SELECT * FROM jobs ORDER BY seq")]
+        # each trial's rungs are derived from its finished jobs by AshaSearch.from_dict
+        return AshaSearch.from_dict({**{key: self._setting(key) for key in SETTINGS}, "trials": trials, "jobs": jobs})
