@@ -21,13 +21,13 @@ import signal
 import git
 
 from agent import settings as settings_mod
-from agent.history import promotions
 from agent.ledger import Ledger
 from agent.lock import CampaignLock
-from agent.promotion import check_committed, open_repo, relpath
 from agent.report import runs_json, runs_table, status, status_table
-from foundry.config import load
+from foundry.catalog import load
 from foundry.errors import UserError
+from foundry.lineage.history import promotions
+from foundry.lineage.repo import check_committed, open_repo, relpath
 
 FLAGS = {"population": "search.population", "workers": "search.workers", "seed": "search.seed",
          "trial_timeout": "search.trial_timeout_s", "keep_checkpoints": "search.keep_checkpoints",

@@ -1,4 +1,4 @@
-"""The noise-aware decision of a generation, and the text of a promoted baseline file.
+"""The noise-aware decision of a generation (the text of a promoted file: foundry/lineage/promotion.py).
 
     kind, reason, diff, seeds = judge(baseline_trials, candidate_trials, settings.promotion)
     # kind: "promote" | "near_miss" | "reject"
@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import math
 
-import yaml
-
-from foundry.config import Config, config_hash, diff, from_dict
 from foundry.search import stats
-
-LINEAGE = ("name", "parent", "mutations")
 
 
 def improvement(baseline: float, candidate: float, lower_is_better: bool) -> float:
@@ -49,36 +44,3 @@ def judge(baseline_trials: list[dict], candidate_trials: list[dict], promotion) 
     if d.improvement > 0:
         return "near_miss", numbers, d, table
     return "reject", numbers, d, table
-
-
-def _set_dotted(data: dict, dotted: str, value) -> None:
-    *sections, key = dotted.split(".")
-    for section in sections:
-        data = data.setdefault(section, {})
-    data[key] = value
-
-
-def promoted_text(original_text: str, baseline: Config, candidate: Config, mutation: str) -> str:
-    """The baseline file rewritten with only the candidate's changes and updated lineage.
-
-    The file keeps its style (it lists only what differs from the defaults) and its header
-    comment; the result must load to the candidate's exact config hash.
-    """
-    data = yaml.safe_load(original_text) or {}
-    for dotted, (_, new) in diff(baseline, candidate).items():
-        if dotted.split(".")[0] not in LINEAGE:
-            _set_dotted(data, dotted, new)
-    data["name"] = baseline.name
-    data["parent"] = f"{baseline.name}@{config_hash(baseline)}"
-    data["mutations"] = [*baseline.mutations, mutation]
-    if config_hash(from_dict(data)) != config_hash(candidate):
-        raise RuntimeError("promoted baseline does not reproduce the candidate's config")
-    ordered = {k: data[k] for k in ("name", "parent", "mutations") if k in data}
-    ordered.update({k: v for k, v in data.items() if k not in ordered})
-    header = []
-    for line in original_text.splitlines():
-        if not line.startswith("#"):
-            break
-        header.append(line)
-    body = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False)
-    return ("\n".join(header) + "\n" if header else "") + body

@@ -7,7 +7,7 @@ Each generation is a small state machine kept in the ledger, so a supervisor kil
 resumes where it was: screen (candidates + the baseline, same seed) -> confirm (best
 candidate and the baseline on k fresh seeds) -> promote (intent recorded, then one git
 commit) -> cleanup (checkpoints of discarded variants deleted) -> done. Trials run as
-subprocesses on foundry.search.pool; this process is the ledger's only writer.
+subprocesses on foundry.runner.pool; this process is the ledger's only writer.
 """
 from __future__ import annotations
 
@@ -21,15 +21,22 @@ from dataclasses import asdict
 import git
 
 from agent import proposer
-from agent.decide import improvement, judge, promoted_text, usable
+from agent.decide import improvement, judge, usable
 from agent.ledger import Ledger
-from agent.promotion import (Promotion, PromotionConflict, code_fingerprint, crash_point, hardware,
-                             head_text, promote, relpath)
 from agent.report import proposer_input
-from agent.view import progress_line, read_progress
-from foundry.config import config_hash, diff, load, save
-from foundry.search.pool import TrialSpec, WorkerPool, kill_orphan, plan_workers
-
+from agent.view import progress_line
+from foundry.catalog import load
+from foundry.config import config_hash, save
+from foundry.io import read_progress
+from foundry.lineage.promotion import (
+    Promotion,
+    PromotionConflict,
+    build_promotion,
+    crash_point,
+    promote,
+)
+from foundry.lineage.repo import code_fingerprint, relpath
+from foundry.runner.pool import TrialSpec, WorkerPool, kill_orphan, plan_workers
 
 NOTHING_TO_TRY = "no new candidates to try"
 
@@ -207,12 +214,9 @@ class Supervisor:
     def build_promotion(self, gen, cand, d, table, trial_ids, test) -> Promotion:
         baseline = load(os.path.join(self.dir, f"gen_{gen:04d}", "baseline.yaml"))
         candidate = load(os.path.join(self.root, cand["config_path"]))
-        text = promoted_text(head_text(self.repo, self.rel), baseline, candidate, cand["mutation"])
-        changes = {k: v for k, v in diff(baseline, candidate).items()
-                   if k.split(".")[0] not in ("name", "parent", "mutations")}
-        return Promotion(f"{self.campaign}/gen_{gen:04d}", self.rel, text, config_hash(baseline), baseline.name,
-                         cand["mutation"], self.settings.promotion.metric, d.baseline_mean, d.candidate_mean,
-                         changes, table, trial_ids, self.campaign, gen, test, self.fingerprint(), hardware())
+        return build_promotion(self.repo, self.rel, f"{self.campaign}/gen_{gen:04d}", baseline, candidate,
+                               cand["mutation"], self.settings.promotion.metric, d, table, trial_ids,
+                               self.campaign, gen, test)
 
     def phase_promote(self, gen: int) -> None:
         promotion = Promotion(**json.loads(self.ledger.decision(gen)["details"])["promotion"])

@@ -22,8 +22,10 @@ from dataclasses import dataclass
 
 import yaml
 
-from foundry.config import Config, atomic_write_text, diff, from_dict, to_dict
+from foundry.catalog import from_dict
+from foundry.config import Config, diff, to_dict
 from foundry.errors import UserError
+from foundry.io import atomic_write_text
 from foundry.mutate import propose
 
 

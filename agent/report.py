@@ -11,8 +11,8 @@ import os
 import time
 
 from agent.lock import pid_alive, read_pid
-from agent.view import read_progress
 from foundry.config import config_hash, to_dict
+from foundry.io import read_progress
 from foundry.search import stats
 
 

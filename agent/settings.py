@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from foundry.config import ConfigError, atomic_write_text, build_dataclass
+from foundry.config import ConfigError, build_dataclass
 from foundry.errors import UserError
+from foundry.io import atomic_write_text
 
 CHECKPOINT_POLICIES = ("promoted", "all", "none")
 
@@ -53,7 +54,7 @@ class Settings:
     proposer: ProposerSettings = field(default_factory=ProposerSettings)
 
     def worker_count(self):
-        """'auto' or a positive int, for foundry.search.pool.plan_workers."""
+        """'auto' or a positive int, for foundry.runner.pool.plan_workers."""
         value = str(self.search.workers)
         if value == "auto":
             return "auto"

@@ -9,19 +9,9 @@ place; otherwise (a pipe, nohup, CI) only plain log lines are printed.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-
-
-def read_progress(run_dir: str) -> dict:
-    """The trainer's progress.json (rewritten atomically), or {} before it exists."""
-    try:
-        with open(os.path.join(run_dir, "progress.json"), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
 
 
 def progress_line(trial_id: str, worker: str, started_at: float, progress: dict, width: int = 24) -> str:

@@ -11,11 +11,10 @@ the context): a worst case for throughput.
 import argparse
 import time
 
+from eval_target import add_target_args, build_lm, describe  # bench/eval_target.py
 
 from foundry.benchmarks.common import EvalOptions
 from foundry.benchmarks.gsm8k import GSM8K
-
-from eval_target import add_target_args, build_lm, describe  # bench/eval_target.py
 
 
 def main():

@@ -14,11 +14,10 @@ import argparse
 import time
 
 import torch
+from eval_target import add_target_args, build_lm, describe  # bench/eval_target.py
 
 from foundry.benchmarks.common import EvalOptions
 from foundry.benchmarks.mmlu import MMLU
-
-from eval_target import add_target_args, build_lm, describe  # bench/eval_target.py
 
 
 def main():

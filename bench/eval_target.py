@@ -6,10 +6,10 @@ import os
 
 import torch
 
-from foundry import config
+from foundry import catalog
 from foundry.benchmarks.targets import FoundryLM, load_target, resolve_device
 from foundry.data import ByteTokenizer
-from foundry.model import GPT
+from foundry.model.gpt import GPT
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESETS = {"tiny": {}, "gpt2-small": {"n_layer": 12, "n_head": 12, "n_embd": 768, "block_size": 1024}}
@@ -33,7 +33,7 @@ def build_lm(args):
     if args.checkpoint or args.hf:
         lm = load_target(args.checkpoint or args.hf, device=args.device, kind="foundry" if args.checkpoint else "hf")
     else:
-        cfg = config.load(os.path.join(REPO, "baselines", "tiny.yaml"),
+        cfg = catalog.load(os.path.join(REPO, "baselines", "tiny.yaml"),
                           [f"model.{k}={v}" for k, v in PRESETS[args.preset].items()] + ["model.vocab_size=256"])
         torch.manual_seed(0)
         lm = FoundryLM(GPT(cfg.model), ByteTokenizer(), cfg, device=args.device)

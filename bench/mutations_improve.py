@@ -18,10 +18,11 @@ import argparse
 import os
 import sys
 
-from foundry.config import load, save
+from foundry.catalog import load
+from foundry.config import save
+from foundry.runner.pool import plan_workers
 from foundry.search import sweep, trials
 from foundry.search.ledger import SearchLedger
-from foundry.search.pool import plan_workers
 
 ONE_PER_TYPE = ["attention:gqa_1kv", "ffn:moe", "depth:plus1", "width:x1.5", "heads:x2", "mlp_ratio:6", "context:x2",
                 "norm:rmsnorm", "qk_norm:on", "activation:swiglu", "position:rope", "tie_embeddings:off",

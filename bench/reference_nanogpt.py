@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from foundry.config import load
+from foundry.catalog import load
 from foundry.data.dataset import get_batch, load_dataset
 from foundry.evaluation import val_metrics
 

@@ -15,9 +15,10 @@ import os
 import sys
 import time
 
-from foundry.config import load, save
+from foundry.catalog import load
+from foundry.config import save
+from foundry.runner.pool import plan_workers
 from foundry.search import sweep
-from foundry.search.pool import plan_workers
 
 VARIANTS = ["lr:x0.5", "lr:x2", "lr:x0.7", "lr:x1.4", "depth:minus1", "depth:plus1", "width:x0.75", "width:x1.5",
             "activation:swiglu", "activation:relu2", "norm:rmsnorm", "position:rope", "qk_norm:on", "warmup:off",

@@ -22,8 +22,8 @@ import torch
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from foundry import config, hardware  # noqa: E402
-from foundry.train import train  # noqa: E402
+from foundry import catalog, hardware  # noqa: E402
+from foundry.training.loop import train  # noqa: E402
 
 GPT2_SMALL = ["model.n_layer=12", "model.n_head=12", "model.n_embd=768", "model.block_size=1024",
               "model.vocab_size=50304", "model.position=learned", "model.norm=layernorm", "train.dtype=bf16",
@@ -46,7 +46,7 @@ def main() -> int:
           f"({'bf16 data sheet' if device.type == 'cuda' else 'measured fp32 matmul'})")
     rows = []
     for seed in range(args.seeds):
-        cfg = config.load(os.path.join(REPO, "baselines", "shakespeare_char.yaml"),
+        cfg = catalog.load(os.path.join(REPO, "baselines", "shakespeare_char.yaml"),
                           overrides + [f"train.seed={1337 + seed}"])
         with tempfile.TemporaryDirectory() as out, open(os.devnull, "w") as quiet:
             summary = _quiet_train(cfg, out, quiet)

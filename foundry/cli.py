@@ -10,21 +10,21 @@ one line on stderr, exit code 2.
 """
 import sys
 
-from foundry.errors import UserError
+from foundry.errors import run_command
 
 
 def _train(argv):
-    from foundry.train_cli import train_main
+    from foundry.training.cli import train_main
     return train_main(argv)
 
 
 def _validate(argv):
-    from foundry.train_cli import validate_main
+    from foundry.training.cli import validate_main
     return validate_main(argv)
 
 
 def _sample(argv):
-    from foundry.train_cli import sample_main
+    from foundry.training.cli import sample_main
     return sample_main(argv)
 
 
@@ -74,7 +74,7 @@ def _lr_find(argv):
 
 
 def _train_rung(argv):
-    from foundry.search.rung_train import rung_train_main
+    from foundry.training.rung import rung_train_main
     return rung_train_main(argv)
 
 
@@ -94,14 +94,7 @@ def main(argv=None) -> int:
     if name not in COMMANDS:
         print(f"foundry: unknown subcommand {name!r} (valid: {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
-    try:
-        return COMMANDS[name][0](rest) or 0
-    except UserError as e:
-        print(f"foundry {name}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"foundry {name}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(f"foundry {name}", COMMANDS[name][0], rest)
 
 
 COMMANDS = {

@@ -1,12 +1,16 @@
-"""Typed experiment configs: nested dataclasses loaded from YAML with dotted overrides.
+"""Typed experiment configs: the schema as nested dataclasses, YAML in and out, dotted overrides.
 
-    cfg = load("baselines/tiny.yaml", ["model.n_layer=6", "train.lr=3e-4"])
+    cfg = parse_file("baselines/tiny.yaml", ["model.n_layer=6", "train.lr=3e-4"])
     save(cfg, "out.yaml")            # writes YAML that loads back to an equal config
     config_hash(cfg)                 # stable content hash (lineage fields excluded)
+    layer_config(cfg.model, 3)       # the settings of layer 3 (model.layers applied)
 
-A YAML file lists only what differs from the defaults below. Unknown keys, wrong types,
-unknown component names and impossible shapes raise ConfigError naming the key.
-Derived values (kv heads, the budget in tokens) are computed here and nowhere else.
+A YAML file lists only what differs from the defaults below. Unknown keys and wrong types
+raise ConfigError naming the key. This file is the ground floor: it imports nothing from
+foundry but errors.py and io.py, so it cannot know the components; foundry.catalog.load
+(what every command uses) adds the component names and shapes to the checks.
+Derived values (kv heads, per-layer settings, the budget in tokens) are computed here and
+nowhere else.
 """
 from __future__ import annotations
 
@@ -14,13 +18,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 
 import yaml
 
 from foundry.errors import UserError
+from foundry.io import atomic_write_text
 
 
 class ConfigError(UserError, ValueError):
@@ -56,6 +60,9 @@ class ModelConfig:
     bias: bool = False
     tie_embeddings: bool = True
     gradient_checkpointing: bool = False
+    # per-layer settings over the model-wide ones: {selector: {key: value}}, a selector being a
+    # layer index ("3", "-1") or a slice ("1::2" = odd layers); keys from PER_LAYER_KEYS
+    layers: dict[str, dict] = field(default_factory=dict)
 
     @property
     def kv_heads(self) -> int:
@@ -145,6 +152,45 @@ class Config:
 
 
 LINEAGE_KEYS = ("name", "parent", "mutations")
+SECTIONS = ("model", "train", "data", "budget", "eval")
+BUDGET_KEYS = ("tokens", "steps", "seconds")
+# ModelConfig keys that `model.layers` may set for some layers only; the rest are model-wide
+PER_LAYER_KEYS = ("attention", "activation", "ffn", "mlp_ratio", "qk_norm", "window", "stride", "n_kv_head",
+                  "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor")
+
+
+# ---------------------------------------------------------------- per-layer variety
+def layer_selector(selector: str, n_layer: int) -> list[int]:
+    """Layer indices a `model.layers` key names: "3", "-1" (the last), or a slice "1::2", "0:4".
+
+    Raises ValueError with the reason for a key that is not an index or slice, or out of range.
+    """
+    text = str(selector).strip()
+    if ":" not in text:
+        index = int(text)
+        if not -n_layer <= index < n_layer:
+            raise ValueError(f"layer {index} is out of range for n_layer={n_layer}")
+        return [index % n_layer]
+    parts = text.split(":")
+    if len(parts) > 3:
+        raise ValueError(f"{text!r} is not a slice like 1::2")
+    bounds = [int(p) if p.strip() else None for p in parts]
+    picked = list(range(n_layer))[slice(*bounds)]
+    if not picked:
+        raise ValueError(f"{text!r} selects no layer of n_layer={n_layer}")
+    return picked
+
+
+def layer_config(model_cfg, index: int):
+    """The ModelConfig of layer `index`: model-wide values with its `model.layers` entries applied
+    in file order (a later key overrides an earlier one). Layers without entries get model_cfg itself."""
+    changes = {}
+    for selector, values in model_cfg.layers.items():
+        if index in layer_selector(selector, model_cfg.n_layer):
+            changes.update(values)
+    if not changes:
+        return model_cfg
+    return dataclasses.replace(model_cfg, layers={}, **changes)
 
 
 # ---------------------------------------------------------------- conversion
@@ -181,10 +227,27 @@ def _coerce(value, typ, key: str):
     raise ConfigError(f"{key}: expected {typ.__name__}, got {value!r}")
 
 
+def _coerce_layers(value, key: str) -> dict[str, dict]:
+    """`model.layers`: {selector: {per-layer key: value}}, each value typed as its ModelConfig key."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping of layer -> settings, got {value!r}")
+    hints = typing.get_type_hints(ModelConfig)
+    out = {}
+    for selector, settings in value.items():
+        where = f"{key}.{selector}"
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{where}: expected a mapping of settings, got {settings!r}")
+        for name in settings:
+            if name not in PER_LAYER_KEYS:
+                raise ConfigError(f"{where}.{name}: not a per-layer key (valid: {', '.join(PER_LAYER_KEYS)})")
+        out[str(selector)] = {name: _coerce(v, hints[name], f"{where}.{name}") for name, v in settings.items()}
+    return out
+
+
 def build_dataclass(cls, data: dict, prefix: str = ""):
     """A (nested) dataclass from a dict, checking keys and types; ConfigError names the dotted key."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -194,16 +257,18 @@ def build_dataclass(cls, data: dict, prefix: str = ""):
             raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(names)})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
-            kwargs[key] = build_dataclass(typ, value or {}, dotted + ".")
+            kwargs[key] = build_dataclass(typ, {} if value is None else value, dotted + ".")
+        elif cls is ModelConfig and key == "layers":
+            kwargs[key] = _coerce_layers(value, dotted)
         else:
             kwargs[key] = _coerce(value, typ, dotted)
     return cls(**kwargs)
 
 
-def from_dict(data: dict) -> Config:
-    cfg = build_dataclass(Config, data or {})
-    validate(cfg)
-    return cfg
+def parse(data: dict) -> Config:
+    """A Config from a dict, keys and types checked. Components are checked by
+    foundry.catalog.from_dict, which every caller outside the catalog uses."""
+    return build_dataclass(Config, data or {})
 
 
 def to_dict(cfg: Config) -> dict:
@@ -211,7 +276,11 @@ def to_dict(cfg: Config) -> dict:
 
 
 def apply_overrides(data: dict, overrides) -> dict:
-    """Apply `a.b=value` strings onto a nested dict; values are parsed as YAML scalars."""
+    """Apply `a.b=value` strings onto a nested dict; values are parsed as YAML scalars.
+
+    A person who sets one budget key on the command line means that budget: an override of
+    budget.tokens, budget.steps or budget.seconds clears the other two.
+    """
     for item in overrides or ():
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value")
@@ -222,23 +291,30 @@ def apply_overrides(data: dict, overrides) -> dict:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {key}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        if parts[:1] == ["budget"] and len(parts) == 2 and parts[1] in BUDGET_KEYS and value:
+            for other in BUDGET_KEYS:
+                node.pop(other, None)
+        node[parts[-1]] = value
     return data
 
 
-def load(path, overrides=()) -> Config:
+def parse_file(path, overrides=()) -> Config:
+    """A Config from a YAML file plus dotted overrides, keys and types checked (see parse)."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return from_dict(apply_overrides(data, overrides))
+        return parse(apply_overrides(data, overrides))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 
@@ -252,107 +328,26 @@ def save(cfg: Config, path) -> None:
     atomic_write_text(path, dumps(cfg))
 
 
-def atomic_write_text(path, text: str) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def flat(cfg: Config) -> dict:
+    """Dotted key -> value for every leaf: top-level keys and the keys of each section."""
+    out = {}
+    for key, value in to_dict(cfg).items():
+        if key in SECTIONS:
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out
 
 
 def config_hash(cfg: Config) -> str:
-    """12 hex digits over the content, lineage (name, parent, mutations) excluded."""
-    data = {k: v for k, v in to_dict(cfg).items() if k not in LINEAGE_KEYS}
+    """12 hex digits over the values that differ from the defaults, lineage excluded, so adding a
+    new setting (with a default) to the schema leaves every existing config's hash unchanged."""
+    defaults = flat(Config())
+    data = {k: v for k, v in flat(cfg).items() if k.split(".")[0] not in LINEAGE_KEYS and v != defaults[k]}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def diff(a: Config, b: Config) -> dict[str, tuple]:
     """Dotted key -> (a value, b value) for every leaf that differs."""
-    def flat(d, prefix=""):
-        out = {}
-        for k, v in d.items():
-            if isinstance(v, dict) and k != "rank":
-                out.update(flat(v, f"{prefix}{k}."))
-            else:
-                out[f"{prefix}{k}"] = v
-        return out
-    fa, fb = flat(to_dict(a)), flat(to_dict(b))
+    fa, fb = flat(a), flat(b)
     return {k: (fa.get(k), fb.get(k)) for k in fa if fa.get(k) != fb.get(k)}
-
-
-# ---------------------------------------------------------------- validation
-def _check_name(key: str, name: str, registry: dict) -> None:
-    if name not in registry:
-        raise ConfigError(f"{key}: unknown {name!r} (valid: {', '.join(sorted(registry))})")
-
-
-def validate(cfg: Config) -> None:
-    from foundry.data import CURRICULA, FORMATS, TOKENIZERS
-    from foundry.modules import ACTIVATIONS, ATTENTION, FFNS, LOSSES, NORMS, POSITIONS
-
-    m, t, b = cfg.model, cfg.train, cfg.budget
-    for key in ("n_layer", "n_head", "n_embd", "block_size"):
-        if getattr(m, key) <= 0:
-            raise ConfigError(f"model.{key}: must be positive, got {getattr(m, key)}")
-    if m.n_embd % m.n_head:
-        raise ConfigError(f"model.n_embd: {m.n_embd} is not divisible by model.n_head={m.n_head}")
-    if m.n_kv_head < 0 or (m.n_kv_head and m.n_head % m.n_kv_head):
-        raise ConfigError(f"model.n_kv_head: model.n_head={m.n_head} is not divisible by {m.n_kv_head}")
-    if not 0.0 <= m.dropout < 1.0:
-        raise ConfigError(f"model.dropout: must be in [0, 1), got {m.dropout}")
-    for key, registry in (("attention", ATTENTION), ("norm", NORMS), ("activation", ACTIVATIONS),
-                          ("position", POSITIONS), ("ffn", FFNS)):
-        _check_name(f"model.{key}", getattr(m, key), registry)
-        component = registry[getattr(m, key)]
-        reason = component.check(cfg) if hasattr(component, "check") else None
-        if reason:
-            raise ConfigError(f"model.{key}: {reason}")
-    _check_name("train.loss", t.loss, LOSSES)
-    reason = LOSSES[t.loss].check(cfg) if hasattr(LOSSES[t.loss], "check") else None
-    if reason:
-        raise ConfigError(f"train.loss: {reason}")
-    for key in ("lr", "batch_size", "grad_accum"):
-        if getattr(t, key) <= 0:
-            raise ConfigError(f"train.{key}: must be positive, got {getattr(t, key)}")
-    if t.min_lr < 0 or t.min_lr > t.lr:
-        raise ConfigError(f"train.min_lr: must be in [0, train.lr={t.lr}], got {t.min_lr}")
-    if len(t.betas) != 2 or not all(0.0 <= x < 1.0 for x in t.betas):
-        raise ConfigError(f"train.betas: expected two numbers in [0, 1), got {t.betas}")
-    if t.warmup_steps < 0 or t.grad_clip < 0 or t.weight_decay < 0:
-        raise ConfigError("train.warmup_steps/grad_clip/weight_decay: must not be negative")
-    if not 0.0 <= t.ema < 1.0:
-        raise ConfigError(f"train.ema: must be in [0, 1), got {t.ema}")
-    if t.dtype not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"train.dtype: unknown {t.dtype!r} (valid: auto, bf16, fp32)")
-    if t.lora_rank < 0:
-        raise ConfigError(f"train.lora_rank: must not be negative, got {t.lora_rank}")
-    d = cfg.data
-    _check_name("data.tokenizer", d.tokenizer, TOKENIZERS)
-    _check_name("data.format", d.format, {"none": None, **FORMATS})
-    _check_name("data.curriculum", d.curriculum, CURRICULA)
-    if not 0.0 < d.val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
-    if d.tokenizer == "bpe" and d.bpe_vocab_size < 256:
-        raise ConfigError(f"data.bpe_vocab_size: must be at least 256 (the byte alphabet), got {d.bpe_vocab_size}")
-    if d.format != "none" and not d.source.endswith(".jsonl"):
-        raise ConfigError(f"data.format: {d.format!r} needs a .jsonl source of conversations, got {d.source!r}")
-    budgets = {k: v for k, v in dataclasses.asdict(b).items() if v}
-    if any(v < 0 for v in budgets.values()) or len(budgets) != 1:
-        raise ConfigError(f"budget: set exactly one of tokens, steps, seconds to a positive value, got {dataclasses.asdict(b)}")
-    if cfg.eval.interval <= 0 or cfg.eval.batches <= 0 or cfg.eval.limit < 0:
-        raise ConfigError("eval.interval/eval.batches: must be positive; eval.limit: not negative")
-    from foundry.benchmarks import TASKS
-    for task in cfg.eval.tasks:
-        _check_name("eval.tasks", task, TASKS)
-    for task in cfg.eval.rank:
-        if task not in cfg.eval.tasks:
-            raise ConfigError(f"eval.rank: {task!r} is not in eval.tasks {cfg.eval.tasks}")

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from foundry.hardware import autocast
+
 
 def val_windows(tokens, block_size: int, n_windows: int):
     """(N, block_size + 1) int64 array of non-overlapping windows from the start of `tokens`."""
@@ -44,10 +46,3 @@ def val_metrics(model, tokens, cfg, bytes_per_token: float, device, batches=None
     model.train(was_training)
     val_loss = total / count
     return {"val_loss": val_loss, "val_bpb": val_loss / math.log(2) / bytes_per_token}
-
-
-def autocast(device, cfg):
-    """bf16 autocast on CUDA (train.dtype auto or bf16); a no-op context on CPU or fp32."""
-    device = torch.device(device)
-    enabled = device.type == "cuda" and cfg.train.dtype in ("auto", "bf16")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)

@@ -1,14 +1,21 @@
-"""The machine in numbers: device choice, peak FLOP/s for MFU, peak memory, a description.
+"""The machine in numbers: device choice, precision, peak FLOP/s for MFU, peak memory, descriptions.
 
     device = pick_device("auto")         # cuda if available, else cpu
+    with autocast(device, cfg): ...      # bf16 on CUDA (train.dtype auto | bf16), else a no-op
     peak_flops(device)                   # bf16 dense peak on known GPUs; measured fp32 matmul on CPU
+    describe(device)                     # the device a run trained on, for summary.json
+    describe_machine()                   # OS, CPU model, cores and GPUs, for promotion commits
 """
 import json
 import os
 import platform
+import shutil
+import subprocess
 import time
 
 import torch
+
+from foundry.io import atomic_write_text
 
 # Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s).
 GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12,
@@ -26,6 +33,30 @@ def describe(device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
     return f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+def autocast(device, cfg):
+    """bf16 autocast on CUDA (train.dtype auto or bf16); a no-op context on CPU or fp32."""
+    device = torch.device(device)
+    enabled = device.type == "cuda" and cfg.train.dtype in ("auto", "bf16")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def describe_machine() -> str:
+    """One line: OS, architecture, CPU model, core count, and the GPUs nvidia-smi lists."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    text = f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores"
+    if shutil.which("nvidia-smi"):
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout.split("\n")
+        gpus = [g.strip() for g in out if g.strip()]
+        text += f", GPUs: {', '.join(gpus)}" if gpus else ""
+    return text
 
 
 def peak_flops(device) -> float:
@@ -48,7 +79,6 @@ def measured_cpu_peak() -> float:
         known = {}
     if key not in known:
         known[key] = max(_matmul_rate(n) for n in (256, 512, 1024))
-        from foundry.config import atomic_write_text
         try:
             atomic_write_text(cache, json.dumps(known))
         except OSError:

@@ -1,4 +1,5 @@
-"""Shared fixtures: the shared data folder, a token cache per test session, a tiny config.
+"""Shared fixtures: the shared data folder, a token cache per test session, a tiny config
+around one named component (tiny_config; NEEDS says what a component needs to be valid).
 
 FOUNDRY_DATA must point at the shared data sets (../shared/data); tests that need it fail,
 not skip, when it is missing, so CI cannot pass without the real data.
@@ -6,6 +7,8 @@ not skip, when it is missing, so CI cannot pass without the real data.
 import os
 
 import pytest
+
+from foundry import catalog
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if os.environ.get("FOUNDRY_DATA"):
@@ -60,3 +63,39 @@ def tiny_overrides(source: str, steps: int = 4) -> list[str]:
             "model.block_size=32", "train.batch_size=4", "train.warmup_steps=2",
             f"budget.steps={steps}", "budget.tokens=0", "budget.seconds=0",
             "eval.interval=1000", "eval.batches=2"]
+
+
+# what a component needs on top of the defaults to be valid (and exercised) on the tiny model
+NEEDS = {
+    ("attention", "gqa"): {"model": {"n_kv_head": 2}},
+    ("attention", "sliding_window"): {"model": {"window": 5, "n_kv_head": 2}},
+    ("attention", "sparse"): {"model": {"window": 4, "stride": 3}},
+    ("ffn", "moe"): {"model": {"n_experts": 4, "top_k": 2}},
+    ("loss", "dpo"): {"data": {"source": "prefs.jsonl"}},
+}
+
+
+def _merge(into: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict):
+            _merge(into.setdefault(key, {}), value)
+        else:
+            into[key] = value
+    return into
+
+
+@pytest.fixture
+def tiny_config():
+    """tiny_config(kind, name, **model_overrides) -> Config with that component, validated."""
+    def build(kind=None, name=None, **model):
+        data = {"model": {"n_layer": 2, "n_head": 4, "n_embd": 32, "block_size": 16, "vocab_size": 256,
+                          "mlp_ratio": 2.0},
+                "train": {"lr": 1e-2}, "budget": {"steps": 1}}
+        if kind == "loss":
+            data["train"]["loss"] = name
+        elif kind is not None:
+            data["model"][kind] = name
+        _merge(data, NEEDS.get((kind, name), {}))
+        _merge(data, {"model": model})
+        return catalog.from_dict(data)
+    return build

@@ -69,8 +69,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path
 
 
 def test_a_crash_in_model_code_is_recorded(tiny_text, tmp_path, monkeypatch):
-    from foundry.model import GPT
-    from foundry.train_cli import train_main
+    from foundry.model.gpt import GPT
+    from foundry.training.cli import train_main
 
     def broken_forward(self, idx, caches=None, start=0):
         raise RuntimeError("component exploded")

@@ -1,7 +1,7 @@
 """foundry.config: round trip, overrides, hashing, and every kind of bad config."""
 import pytest
 
-from foundry import config
+from foundry import catalog, config
 from foundry.config import ConfigError
 
 BASELINES = ["baselines/tiny.yaml", "baselines/shakespeare_char.yaml"]
@@ -10,10 +10,10 @@ BASELINES = ["baselines/tiny.yaml", "baselines/shakespeare_char.yaml"]
 @pytest.mark.parametrize("path", BASELINES)
 def test_every_shipped_baseline_loads_and_round_trips(path, tmp_path, monkeypatch, shared_data):
     from tests.conftest import REPO
-    cfg = config.load(f"{REPO}/{path}")
+    cfg = catalog.load(f"{REPO}/{path}")
     out = tmp_path / "copy.yaml"
     config.save(cfg, out)
-    again = config.load(out)
+    again = catalog.load(out)
     assert again == cfg
     assert config.config_hash(again) == config.config_hash(cfg)
 
@@ -21,7 +21,7 @@ def test_every_shipped_baseline_loads_and_round_trips(path, tmp_path, monkeypatc
 def test_overrides_apply_with_types(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\nbudget: {steps: 10}\n")
-    cfg = config.load(path, ["model.n_layer=6", "train.lr=3e-4", "train.betas=[0.9, 0.99]",
+    cfg = catalog.load(path, ["model.n_layer=6", "train.lr=3e-4", "train.betas=[0.9, 0.99]",
                              "model.qk_norm=true", "eval.tasks=[bpb, mmlu]"])
     assert cfg.model.n_layer == 6 and cfg.train.lr == pytest.approx(3e-4)
     assert cfg.train.betas == [0.9, 0.99] and cfg.model.qk_norm is True
@@ -29,20 +29,20 @@ def test_overrides_apply_with_types(tmp_path):
 
 
 def test_hash_ignores_lineage_but_not_content():
-    a = config.from_dict({"budget": {"steps": 5}})
-    b = config.from_dict({"name": "other", "parent": "a", "mutations": ["lr:2x"], "budget": {"steps": 5}})
-    c = config.from_dict({"budget": {"steps": 6}})
+    a = catalog.from_dict({"budget": {"steps": 5}})
+    b = catalog.from_dict({"name": "other", "parent": "a", "mutations": ["lr:2x"], "budget": {"steps": 5}})
+    c = catalog.from_dict({"budget": {"steps": 6}})
     assert config.config_hash(a) == config.config_hash(b) != config.config_hash(c)
     assert config.diff(a, c) == {"budget.steps": (5, 6)}
 
 
 def test_derived_values():
-    cfg = config.from_dict({"model": {"n_head": 4, "n_kv_head": 0, "block_size": 64},
+    cfg = catalog.from_dict({"model": {"n_head": 4, "n_kv_head": 0, "block_size": 64},
                             "train": {"batch_size": 3, "grad_accum": 2}, "budget": {"tokens": 1000}})
     assert cfg.model.kv_heads == 4
     assert cfg.tokens_per_step == 384
     assert cfg.max_steps() == 3  # ceil(1000 / 384)
-    assert config.from_dict({"budget": {"seconds": 5}}).max_steps() is None
+    assert catalog.from_dict({"budget": {"seconds": 5}}).max_steps() is None
 
 
 BAD = [
@@ -76,7 +76,7 @@ BAD = [
 def test_bad_configs_name_the_key(data, message):
     data.setdefault("budget", {"steps": 5})
     with pytest.raises(ConfigError) as err:
-        config.from_dict(data)
+        catalog.from_dict(data)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -84,20 +84,20 @@ def test_bad_configs_name_the_key(data, message):
 def test_load_errors_name_the_file(tmp_path):
     missing = tmp_path / "missing.yaml"
     with pytest.raises(ConfigError, match="missing.yaml: cannot read"):
-        config.load(missing)
+        catalog.load(missing)
     broken = tmp_path / "broken.yaml"
     broken.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="broken.yaml: invalid YAML"):
-        config.load(broken)
+        catalog.load(broken)
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text("model: {n_layer: x}\nbudget: {steps: 1}\n")
     with pytest.raises(ConfigError, match="wrong.yaml: model.n_layer: expected int"):
-        config.load(wrong)
+        catalog.load(wrong)
     with pytest.raises(ConfigError, match="expected key=value"):
-        config.load(wrong, ["model.n_layer"])
+        catalog.load(wrong, ["model.n_layer"])
 
 
 def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
-    cfg = config.from_dict({"budget": {"steps": 5}})
+    cfg = catalog.from_dict({"budget": {"steps": 5}})
     config.save(cfg, tmp_path / "a.yaml")
     assert [p.name for p in tmp_path.iterdir()] == ["a.yaml"]

@@ -17,7 +17,12 @@ import sys
 import time
 
 from foundry.benchmarks.common import EvalOptions
-from foundry.benchmarks.results import format_table, parse_weights, rank_score, write_json
+from foundry.benchmarks.results import (
+    format_table,
+    parse_weights,
+    rank_score,
+    write_json,
+)
 from foundry.benchmarks.tasks import TASKS, run_tasks, task_class
 from foundry.errors import UserError
 

@@ -17,7 +17,13 @@ import random
 import re
 from decimal import Decimal, InvalidOperation
 
-from foundry.benchmarks.common import EvalOptions, data_path, fit_shots, limited, make_result
+from foundry.benchmarks.common import (
+    EvalOptions,
+    data_path,
+    fit_shots,
+    limited,
+    make_result,
+)
 from foundry.data.jsonl import read_jsonl
 from foundry.errors import UserError
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 
 from foundry.benchmarks.common import EvalOptions, data_path, limited, make_result
-from foundry.data.jsonl import read_jsonl
 from foundry.benchmarks.sandbox import SandboxLimits, run_programs
+from foundry.data.jsonl import read_jsonl
 from foundry.errors import UserError
 
 FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")

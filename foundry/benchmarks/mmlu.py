@@ -18,7 +18,13 @@ from __future__ import annotations
 import csv
 import os
 
-from foundry.benchmarks.common import EvalOptions, data_path, fit_shots, limited, make_result
+from foundry.benchmarks.common import (
+    EvalOptions,
+    data_path,
+    fit_shots,
+    limited,
+    make_result,
+)
 from foundry.errors import UserError
 
 LETTERS = ("A", "B", "C", "D")

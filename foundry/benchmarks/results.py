@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import math
 
-from foundry.config import atomic_write_text
 from foundry.errors import UserError
+from foundry.io import atomic_write_text
 
 DEFAULT_RANK = {"bpb": 1.0}
 

@@ -45,7 +45,7 @@ class FoundryLM(LanguageModel):
     def _autocast(self):
         if self.cfg is None:
             return contextlib.nullcontext()
-        from foundry.evaluation import autocast
+        from foundry.hardware import autocast
         return autocast(self.device, self.cfg)
 
     def forward(self, ids):  # (B, T) -> (B, T, V)
@@ -124,7 +124,7 @@ class HuggingFaceLM(LanguageModel):
 
 
 def target_kind(path: str) -> str:
-    from foundry.checkpoint import checkpoint_dir
+    from foundry.weights.checkpoint import checkpoint_dir
 
     folder = checkpoint_dir(path)
     if os.path.isfile(os.path.join(folder, "config.yaml")) and os.path.isfile(os.path.join(folder, "model.safetensors")):
@@ -140,7 +140,7 @@ def load_target(path: str, device: str = "cpu", kind: str = "auto", dtype: str =
         raise UserError(f"{path}: no such folder (expected a run dir, a checkpoint or a Hugging Face model folder)")
     kind = target_kind(path) if kind == "auto" else kind
     if kind == "foundry":
-        from foundry.checkpoint import load_model
+        from foundry.weights.checkpoint import load_model
 
         model, tokenizer, cfg = load_model(path, device=resolve_device(device))
         return FoundryLM(model, tokenizer, cfg, device)

@@ -10,12 +10,24 @@ preference.py (load_preference_pairs), jsonl.py (read_jsonl, read_lines). Each r
 """
 from foundry.data.cache import cache_root
 from foundry.data.curriculum import CURRICULA, order_documents
-from foundry.data.dataset import DOCUMENT_SEPARATOR, Dataset, get_batch, load_dataset, split_documents
+from foundry.data.dataset import (
+                                    DOCUMENT_SEPARATOR,
+                                    Dataset,
+                                    get_batch,
+                                    load_dataset,
+                                    split_documents,
+)
 from foundry.data.formats import FORMATS, render_record
 from foundry.data.preference import load_preference_pairs
 from foundry.data.sources import Source, expand_path, read_source
-from foundry.data.tokenizer import (TOKENIZERS, BpeTokenizer, ByteTokenizer, CharTokenizer, build_tokenizer,
-                                    tokenizer_from_json)
+from foundry.data.tokenizer import (
+                                    TOKENIZERS,
+                                    BpeTokenizer,
+                                    ByteTokenizer,
+                                    CharTokenizer,
+                                    build_tokenizer,
+                                    tokenizer_from_json,
+)
 
 __all__ = [
     "CURRICULA", "DOCUMENT_SEPARATOR", "FORMATS", "TOKENIZERS", "BpeTokenizer", "ByteTokenizer", "CharTokenizer",

@@ -18,7 +18,6 @@ import numpy as np
 
 from foundry.errors import UserError
 
-
 BPE_CHUNK_CHARS = 1 << 16
 _SAFE_CUT = re.compile(r"\n(?=\S)")
 

@@ -15,8 +15,10 @@ import argparse
 import json
 import os
 
-from foundry.config import config_hash, diff, dumps, load, atomic_write_text
+from foundry.catalog import load
+from foundry.config import config_hash, diff, dumps
 from foundry.errors import UserError
+from foundry.io import atomic_write_text
 from foundry.mutate import MUTATIONS, apply, describe
 
 

@@ -8,7 +8,8 @@ A mutation that has nothing sensible to do raises NotApplicable with that reason
 """
 from __future__ import annotations
 
-from foundry.config import Config, from_dict, to_dict
+from foundry.catalog import from_dict
+from foundry.config import Config, to_dict
 from foundry.errors import UserError
 
 

@@ -16,7 +16,7 @@ import json
 
 def _workers(text: str):
     from foundry.errors import UserError
-    from foundry.search.pool import plan_workers
+    from foundry.runner.pool import plan_workers
     if text != "auto" and not text.isdigit():
         raise UserError(f"--jobs: expected a positive number or 'auto', got {text!r}")
     try:
@@ -100,7 +100,7 @@ def compare_main(argv: list[str]) -> int:
 
 
 def lr_find_main(argv: list[str]) -> int:
-    from foundry.config import load
+    from foundry.catalog import load
     from foundry.search import lr_find
     p = _parser("lr-find", "Learning-rate range test: train while the lr grows exponentially, stop when the "
                            "loss diverges, suggest an lr; writes OUT/lr_find.json and OUT/lr_find.png.")
@@ -130,7 +130,8 @@ def lr_find_main(argv: list[str]) -> int:
 
 
 def evolve_main(argv: list[str]) -> int:
-    from foundry.config import config_hash, load
+    from foundry.catalog import load
+    from foundry.config import config_hash
     from foundry.search import evolution, trials
     p = _parser("evolve", "Aging evolution over configs: sample members, mutate the best (stacked mutations), "
                           "retire the oldest. Re-run the same command to resume the population.")

@@ -12,13 +12,13 @@ Runs that already finished in out_dir are reused: re-running the command only fi
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 
-from foundry.config import load
+from foundry.catalog import load
 from foundry.errors import UserError
+from foundry.io import read_summary
+from foundry.runner.pool import TrialSpec, WorkerPool
 from foundry.search import stats, trials
-from foundry.search.pool import TrialSpec, WorkerPool
 
 
 def default_dir(a_path: str, b_path: str) -> str:
@@ -28,12 +28,8 @@ def default_dir(a_path: str, b_path: str) -> str:
 
 
 def _done_summary(run_dir: str) -> dict | None:
-    try:
-        with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("status") == "done" else None
+    summary = read_summary(run_dir)
+    return summary if summary and summary.get("status") == "done" else None
 
 
 def _describe(values: list[float], records: list[dict], level: float) -> dict:

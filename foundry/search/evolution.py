@@ -17,12 +17,14 @@ from __future__ import annotations
 import os
 import random
 
-from foundry.config import Config, atomic_write_text, config_hash, dumps, load
+from foundry.catalog import load
+from foundry.config import Config, config_hash, dumps
 from foundry.errors import UserError
+from foundry.io import atomic_write_text, read_json, write_json
 from foundry.mutate import propose
+from foundry.runner.driver import drive
+from foundry.runner.pool import TrialSpec, WorkerPool
 from foundry.search import trials
-from foundry.search.driver import drive, load_json, save_json
-from foundry.search.pool import TrialSpec, WorkerPool
 
 
 class AgingEvolution:
@@ -43,7 +45,7 @@ class AgingEvolution:
         """Resume the search in `folder` if there is one (same settings), else seed a new population."""
         settings = {"baseline_hash": config_hash(baseline), "population": population, "sample": sample,
                     "cycles": cycles, "max_stack": max_stack, "seed": seed}
-        saved = load_json(os.path.join(folder, "evolution.json"))
+        saved = read_json(os.path.join(folder, "evolution.json"), strict=True)
         if saved is not None:
             if saved["settings"] != settings:
                 raise UserError(f"{folder}: holds an evolution with other settings ({saved['settings']}); "
@@ -134,7 +136,7 @@ class AgingEvolution:
         return min(done, key=lambda m: m["objective"]) if done else None
 
     def save(self) -> None:
-        save_json(self.path, self.state)
+        write_json(self.path, self.state, indent=1)
 
 
 def run_evolution(evo: AgingEvolution, workers, budget_tokens: int | None = None, timeout_s=None,

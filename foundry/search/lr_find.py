@@ -22,14 +22,15 @@ import numpy as np
 import torch
 
 from foundry import hardware
-from foundry.config import Config, atomic_write_text
+from foundry.config import Config
 from foundry.data import get_batch, load_dataset
 from foundry.errors import UserError
-from foundry.evaluation import autocast
-from foundry.model import GPT
-from foundry.modules import LOSSES
+from foundry.hardware import autocast
+from foundry.io import atomic_write_text
+from foundry.model.gpt import GPT
 from foundry.search.plot import plot_png
-from foundry.train import make_optimizer
+from foundry.training.losses import LOSSES
+from foundry.training.optim import make_optimizer
 
 
 def lr_range_test(cfg: Config, min_lr: float = 1e-6, max_lr: float = 1.0, steps: int = 100,

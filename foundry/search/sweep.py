@@ -17,16 +17,26 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 
-from foundry.config import atomic_write_text, config_hash, diff, dumps, load
+from foundry.catalog import load
+from foundry.config import dumps
 from foundry.errors import UserError
+from foundry.io import atomic_write_text
+from foundry.lineage.promotion import PromotionConflict, build_promotion, promote
+from foundry.lineage.repo import (
+    check_committed,
+    head_text,
+    open_repo,
+    relpath,
+    text_hash,
+)
 from foundry.mutate import apply, parse_label
+from foundry.runner.driver import drive
+from foundry.runner.pool import TrialSpec, WorkerPool
 from foundry.search import stats, trials
 from foundry.search.asha import AshaSearch, rung_budgets
-from foundry.search.driver import drive
 from foundry.search.ledger import SearchLedger
-from foundry.search.pool import TrialSpec, WorkerPool
 
-RUNG_TRAIN_COMMAND = [sys.executable, "-m", "foundry.cli", "train-rung"]
+RUNG_TRAIN_COMMAND = [sys.executable, "-m", "foundry.training.cli", "train-rung"]
 LEDGER = "ledger.sqlite"
 
 
@@ -172,7 +182,8 @@ def summarize(search: AshaSearch, eval_task: str | None, search_dir: str) -> dic
                 entry["significant"] = d.significant
         rows.append(entry)
     winner = search.winner()
-    return {"dir": search_dir, "metric": eval_task or "val_bpb", "budgets": search.budgets,
+    return {"dir": search_dir, "metric": eval_task or "val_bpb", "lower_is_better": eval_task is None,
+            "budgets": search.budgets,
             "total_flops": search.total_flops(), "total_tokens": sum(j["tokens"] for j in search.jobs),
             "jobs": len(search.jobs), "leaderboard": search.leaderboard(), "ranking": rows,
             "winner": winner and winner["label"]}
@@ -191,7 +202,6 @@ def format_report(report: dict) -> str:
 
 def check_promotable(baseline_path: str) -> str:
     """Fail before any training if the baseline cannot be promoted over; returns its content hash."""
-    from agent.promotion import check_committed, head_text, open_repo, relpath, text_hash
     repo = open_repo(baseline_path)
     rel = relpath(repo, baseline_path)
     check_committed(repo, rel)
@@ -202,38 +212,36 @@ def promote_winner(report: dict, baseline_path: str, old_hash: str, min_delta: f
                    z: float = 2.0, log=print) -> str | None:
     """Commit the winner as the new baseline if it beats the baseline by more than the noise.
 
-    Uses the supervisor's promotion (agent/promotion.py): one commit holding only the baseline file.
-    Returns the commit sha, or None for a near-miss or when the baseline itself won.
+    `report["ranking"]` holds metric values as reported (val_bpb, or a task score) and
+    `report["lower_is_better"]` says which way is better (summarize sets it). Uses the supervisor's promotion (foundry/lineage/promotion.py): one
+    commit holding only the baseline file. Returns the sha, or None for a near-miss or when the
+    baseline itself won.
     """
-    from agent.promotion import Promotion, code_fingerprint, hardware, open_repo, promote, relpath
     rows = {r["label"]: r for r in report["ranking"]}
     winner = rows.get(report["winner"])
     if winner is None or winner["label"] == "baseline" or "baseline" not in rows:
         log("promotion: the baseline is still the best; nothing to promote")
         return None
-    sign = -1 if report["metric"] != "val_bpb" else 1
     base_values = [v for v in rows["baseline"]["values"] if v is not None]
     cand_values = [v for v in winner["values"] if v is not None]
-    d = stats.difference(base_values, cand_values, z=z, min_delta=min_delta, lower_is_better=sign > 0)
+    d = stats.difference(base_values, cand_values, z=z, min_delta=min_delta,
+                         lower_is_better=report["lower_is_better"])
     test = f"improvement {d.improvement:.4f} vs threshold {d.threshold:.4f} = max(min_delta {min_delta}, {z} x se {d.se:.4f})"
     if not d.significant:
         log(f"promotion: near-miss for {winner['label']}: {test}")
         return None
     base, cand = load(baseline_path), load(os.path.join(report["dir"], "configs", f"{winner['trial']}.yaml"))
-    cand.name, cand.parent = base.name, f"{base.name}@{config_hash(base)}"
     repo = open_repo(baseline_path)
     ledger = SearchLedger(os.path.join(report["dir"], LEDGER))
     seeds = ledger.load().confirm
     ledger.close()
     seed_list = seeds.get(winner["trial"], []) if seeds else []
-    changes = {k: v for k, v in diff(base, cand).items() if k not in ("name", "parent", "mutations")}
-    promotion = Promotion(
-        promotion_id=f"sweep/{os.path.basename(os.path.normpath(report['dir']))}", rel_path=relpath(repo, baseline_path),
-        new_text=dumps(cand), old_hash=old_hash, name=base.name, change=winner["label"], metric=report["metric"],
-        before=d.baseline_mean, after=d.candidate_mean, config_diff=changes,
-        seeds=list(zip(seed_list, rows["baseline"]["values"], winner["values"])),
-        trial_ids=[rows["baseline"]["trial"], winner["trial"]], campaign=f"sweep {report['dir']}",
-        test=test, fingerprint=code_fingerprint(repo), hardware=hardware())
+    promotion = build_promotion(
+        repo, relpath(repo, baseline_path), f"sweep/{os.path.basename(os.path.normpath(report['dir']))}", base, cand,
+        winner["label"], report["metric"], d, list(zip(seed_list, rows["baseline"]["values"], winner["values"])),
+        [rows["baseline"]["trial"], winner["trial"]], f"sweep {report['dir']}", 0, test)
+    if promotion.old_hash != old_hash:
+        raise PromotionConflict(f"{baseline_path}: changed since the sweep began; not promoting over it")
     sha = promote(repo, promotion)
     log(f"promotion: {winner['label']} committed as {promotion.rel_path} ({sha[:10]}): {test}")
     return sha

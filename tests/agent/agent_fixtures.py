@@ -1,8 +1,7 @@
 """Fixtures and helpers for the supervisor's tests: a temporary git repository holding a
 shrunken copy of the shipped baselines/tiny.yaml (tiny model, a few steps, a deliberately
 poor learning rate so a queued candidate with a good one wins clearly), and helpers to run
-`foundry` in it. Test files import it by name; a second conftest.py would shadow
-tests/conftest.py for the `from conftest import ...` of other tests."""
+`foundry` in it. Test files import it as tests.agent.agent_fixtures (the lineage tests too)."""
 import os
 import subprocess
 import sys

@@ -2,9 +2,11 @@
 import pytest
 import yaml
 
-from agent.decide import judge, promoted_text
+from agent.decide import judge
 from agent.settings import PromotionSettings
-from foundry.config import config_hash, from_dict
+from foundry.catalog import from_dict
+from foundry.config import config_hash
+from foundry.lineage.promotion import promoted_text
 
 
 def rows(values, status="done"):

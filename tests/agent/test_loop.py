@@ -11,17 +11,18 @@ import time
 import yaml
 
 from agent.ledger import Ledger
-from agent_fixtures import GOOD_LR, foundry, make_repo, queue, repo, tiny_baseline  # noqa: F401
-from foundry.config import load
+from foundry.catalog import load
+from tests.agent.agent_fixtures import GOOD_LR, foundry, make_repo, queue, repo, tiny_baseline  # noqa: F401
 
 RUN = ["run", "--population", "1", "--workers", "2", "--min-delta", "0"]
 BROKEN_NORM = '''
 import torch
 from torch import nn
-import foundry.modules
+import foundry.model.modules
+from foundry.model.protocols import Norm
 
 
-class BrokenNorm(nn.Module):
+class BrokenNorm(Norm):
     """A component an agent got wrong: it builds, then raises on the first forward."""
     def __init__(self, dim, cfg):
         super().__init__()
@@ -30,7 +31,7 @@ class BrokenNorm(nn.Module):
         raise RuntimeError("deliberately broken component")
 
 
-foundry.modules.NORMS["broken_norm"] = BrokenNorm
+foundry.model.modules.NORMS["broken_norm"] = BrokenNorm
 '''
 
 

@@ -11,8 +11,9 @@ from agent import proposer
 from agent.loop import Supervisor
 from agent.settings import Settings
 from agent.view import View
-from agent_fixtures import queue, repo  # noqa: F401
-from foundry.config import config_hash, load
+from foundry.catalog import load
+from foundry.config import config_hash
+from tests.agent.agent_fixtures import queue, repo  # noqa: F401
 
 
 def trial(tid, chash):

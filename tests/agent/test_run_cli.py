@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from foundry.cli import main
-from agent_fixtures import repo  # noqa: F401  (fixture)
+from tests.agent.agent_fixtures import repo  # noqa: F401  (fixture)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from agent import settings as settings_mod
-from agent.view import View, progress_line, read_progress
+from agent.view import View, progress_line
 from foundry.errors import UserError
+from foundry.io import read_progress
 
 
 def test_plain_lines_without_a_terminal_and_bars_with_one(tmp_path):

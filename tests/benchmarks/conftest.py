@@ -6,16 +6,15 @@ import json
 import pytest
 import torch
 
-from foundry import config
+from foundry import catalog
 from foundry.benchmarks.lm import LanguageModel
 from foundry.benchmarks.targets import FoundryLM
 from foundry.data import ByteTokenizer
-from foundry.model import GPT
-
+from foundry.model.gpt import GPT
 
 
 def tiny_config(block_size: int = 64):
-    return config.from_dict({"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": block_size,
+    return catalog.from_dict({"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": block_size,
                                        "vocab_size": 256}, "budget": {"steps": 1}})
 
 
@@ -137,7 +136,7 @@ def hf_folder(tmp_path_factory):
 @pytest.fixture
 def foundry_checkpoint(tmp_path, tiny_lm):
     """tiny_lm saved the way the trainer saves it: RUN/checkpoint/{model.safetensors, config.yaml, ...}."""
-    from foundry.checkpoint import save_checkpoint
+    from foundry.weights.checkpoint import save_checkpoint
 
     run = tmp_path / "run"
     optimizer = torch.optim.SGD(tiny_lm.model.parameters(), lr=0.1)

@@ -4,7 +4,12 @@ tiny Hugging Face GPT-2 saved to a folder, and both kinds through load_target.""
 import pytest
 import torch
 
-from foundry.benchmarks.targets import FoundryLM, HuggingFaceLM, load_target, target_kind
+from foundry.benchmarks.targets import (
+    FoundryLM,
+    HuggingFaceLM,
+    load_target,
+    target_kind,
+)
 from foundry.errors import UserError
 
 PAIRS = [("hello world", " foo"), ("abc", "d"), ("x" * 300, "yz"), ("hello world", " fox"), ("q", "")]

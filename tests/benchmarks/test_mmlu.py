@@ -6,7 +6,13 @@ import os
 import pytest
 
 from foundry.benchmarks.common import EvalOptions
-from foundry.benchmarks.mmlu import MMLU, MMLUValidation, format_question, header, read_split
+from foundry.benchmarks.mmlu import (
+    MMLU,
+    MMLUValidation,
+    format_question,
+    header,
+    read_split,
+)
 from foundry.errors import UserError
 
 

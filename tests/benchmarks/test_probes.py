@@ -5,7 +5,14 @@ import random
 import pytest
 
 from foundry.benchmarks.common import EvalOptions
-from foundry.benchmarks.probes import MQAR, Addition, addition_pair, addition_text, mqar_segments, mqar_text
+from foundry.benchmarks.probes import (
+    MQAR,
+    Addition,
+    addition_pair,
+    addition_text,
+    mqar_segments,
+    mqar_text,
+)
 
 
 def test_generators_are_deterministic_per_seed():

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from foundry.config import DataConfig
-from foundry.data import DOCUMENT_SEPARATOR, get_batch, load_dataset, split_documents, tokenizer_from_json
+from foundry.data import (
+    DOCUMENT_SEPARATOR,
+    get_batch,
+    load_dataset,
+    split_documents,
+    tokenizer_from_json,
+)
 from foundry.data.cache import cache_root
 from foundry.errors import UserError
 

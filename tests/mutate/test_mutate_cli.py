@@ -5,8 +5,9 @@ import sys
 
 import yaml
 
+from foundry.catalog import from_dict, load
 from foundry.cli import main
-from foundry.config import load, save, from_dict
+from foundry.config import save
 from foundry.mutate import MUTATIONS
 
 

@@ -3,9 +3,17 @@ import random
 
 import pytest
 
-from foundry.config import config_hash, from_dict, to_dict
+from foundry.catalog import from_dict
+from foundry.config import config_hash, to_dict
 from foundry.errors import UserError
-from foundry.mutate import MUTATIONS, NoOpMutation, apply, describe, parse_label, propose
+from foundry.mutate import (
+    MUTATIONS,
+    NoOpMutation,
+    apply,
+    describe,
+    parse_label,
+    propose,
+)
 
 BASE = {"name": "base", "budget": {"tokens": 20000}}
 ALL_VARIANTS = [(t, v) for t, (_, variants) in MUTATIONS.items() for v in variants]

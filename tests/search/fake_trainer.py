@@ -1,4 +1,4 @@
-"""A stand-in for `python -m foundry.search.rung_train` in search tests: no torch, instant.
+"""A stand-in for `python -m foundry.training.rung` in search tests: no torch, instant.
 
 val_bpb = 2 + |log2(lr / 0.006)| + 500 / tokens trained so far + 0.01 |n_layer - 4| (best at lr
 0.006 and 4 layers, better with more tokens, a little seed noise); lr above 0.02 diverges (exit 3). Keeps its tokens in

@@ -5,11 +5,12 @@ import zlib
 
 import pytest
 
-from tests.conftest import tiny_overrides
+from foundry.catalog import load
 from foundry.cli import main
-from foundry.config import load, save
+from foundry.config import save
 from foundry.search.lr_find import suggest
 from foundry.search.plot import encode_png
+from tests.conftest import tiny_overrides
 
 
 def test_compare_two_configs_over_seeds(tmp_path, tiny_text, capsys):

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from foundry.config import from_dict, load
+from foundry.catalog import from_dict, load
+from foundry.runner.pool import plan_workers
 from foundry.search.evolution import AgingEvolution, run_evolution
-from foundry.search.pool import plan_workers
 
 FAKE = [sys.executable, os.path.join(os.path.dirname(__file__), "fake_trainer.py")]
 

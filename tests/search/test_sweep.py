@@ -8,12 +8,13 @@ import sys
 import git
 import pytest
 
-from tests.conftest import tiny_overrides
+from foundry.catalog import from_dict, load
 from foundry.cli import main
-from foundry.config import from_dict, load, save
+from foundry.config import save
+from foundry.runner.pool import plan_workers
 from foundry.search import sweep
-from foundry.search.pool import plan_workers
-from foundry.search.rung_train import rung_train_main
+from foundry.training.rung import rung_train_main
+from tests.conftest import tiny_overrides
 
 FAKE = [sys.executable, os.path.join(os.path.dirname(__file__), "fake_trainer.py")]
 LABELS = ["lr:x0.5", "lr:x2", "depth:plus1"]

@@ -1,0 +1,147 @@
+"""The GPT: token embedding, n_layer pre-norm blocks, final norm, language-model head.
+
+Every part comes from a registry in foundry.model.modules, named in the config; each block is
+built from its own layer's settings (`model.layers` may give some layers other components), and
+the components keep the contract in foundry/model/protocols.py:
+
+    model = GPT(cfg.model)                     # cfg.model.vocab_size must be set
+    logits = model(idx)                        # (B, T) -> (B, T, vocab)
+    out = model.generate(idx, 50, temperature=0.8, top_k=40, stop_tokens={0})
+    model.num_params(), model.flops_per_token()
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from foundry.config import layer_config
+from foundry.model.modules import ATTENTION, FFNS, NORMS, POSITIONS
+
+
+class Block(nn.Module):
+    def __init__(self, model_cfg, layer_index: int):
+        super().__init__()
+        cfg = layer_config(model_cfg, layer_index)  # this layer's settings
+        self.layer_index, self.cfg = layer_index, cfg
+        self.norm1 = NORMS[cfg.norm](cfg.n_embd, cfg)
+        self.attn = ATTENTION[cfg.attention](cfg)
+        self.norm2 = NORMS[cfg.norm](cfg.n_embd, cfg)
+        self.ffn = FFNS[cfg.ffn](cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, position, cache=None, start=0):  # (B, T, C) -> (B, T, C)
+        x = x + self.drop(self.attn(self.norm1(x), position, cache, start))
+        return x + self.drop(self.ffn(self.norm2(x)))
+
+
+class GPT(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        if cfg.vocab_size <= 0:
+            raise ValueError("model.vocab_size must be set (the trainer takes it from the tokenizer)")
+        self.cfg = cfg
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.position = POSITIONS[cfg.position](cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.norm_f = NORMS[cfg.norm](cfg.n_embd, cfg)
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.wte.weight
+        residual = {id(p) for p in self.residual_projections()}
+        # GPT-2 init; the residual projections scaled by depth. One pass in module order.
+        self.apply(lambda module: self._init_weights(module, id(module) in residual))
+
+    def _init_weights(self, module, residual: bool):
+        if isinstance(module, nn.Linear):
+            std = 0.02 / math.sqrt(2 * self.cfg.n_layer) if residual else 0.02
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def residual_projections(self) -> list[nn.Linear]:
+        """The linear layers that write into the residual stream, as each component lists them."""
+        return [p for b in self.blocks for p in b.attn.residual_projections() + b.ffn.residual_projections()]
+
+    def forward(self, idx, caches=None, start=0):
+        """idx (B, T) token ids -> logits (B, T, vocab). `caches`: one dict per layer, for generation."""
+        B, T = idx.shape
+        if start + T > self.cfg.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.cfg.block_size}")
+        x = self.wte(idx)  # (B, T, C)
+        pos = torch.arange(start, start + T, device=idx.device)
+        pos_emb = self.position.embed(pos)
+        if pos_emb is not None:
+            x = x + pos_emb
+        x = self.drop(x)
+        for i, block in enumerate(self.blocks):
+            cache = caches[i] if caches is not None else None
+            if self.cfg.gradient_checkpointing and self.training:
+                x = checkpoint(block, x, self.position, cache, start, use_reentrant=False)
+            else:
+                x = block(x, self.position, cache, start)
+        return self.lm_head(self.norm_f(x))
+
+    def aux_loss(self):
+        """Sum of auxiliary losses (MoE balance, router z-loss) from the last forward pass."""
+        losses = [b.ffn.aux_loss for b in self.blocks if b.ffn.aux_loss is not None]
+        return sum(losses) if losses else None
+
+    def ffn_stats(self) -> dict:
+        """{"layer_I/NAME": detached scalar} from each feed-forward's last forward pass (MoE load, ...)."""
+        return {f"layer_{b.layer_index}/{k}": v for b in self.blocks for k, v in b.ffn.stats.items()}
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, stop_tokens=()):
+        """Continue idx (B, T) with a KV cache; greedy when temperature == 0.
+
+        Stops after max_new_tokens, at block_size, or once every row has produced a stop token.
+        """
+        was_training = self.training
+        self.eval()
+        caches = [{} for _ in self.blocks]
+        logits = self(idx, caches, 0)[:, -1, :]
+        finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+        stop = torch.tensor(sorted(stop_tokens), dtype=torch.long, device=idx.device)
+        for _ in range(max_new_tokens):
+            if temperature == 0:
+                next_id = logits.argmax(dim=-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k:
+                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                next_id = torch.multinomial(F.softmax(logits.float(), dim=-1), 1)
+            idx = torch.cat([idx, next_id], dim=1)
+            if len(stop):
+                finished |= torch.isin(next_id.squeeze(1), stop)
+                if finished.all():
+                    break
+            if idx.shape[1] >= self.cfg.block_size:
+                break
+            logits = self(next_id, caches, idx.shape[1] - 1)[:, -1, :]
+        self.train(was_training)
+        return idx
+
+    def num_params(self, non_embedding=False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.wte.weight.numel() + self.position.embedding_params()
+        return n
+
+    def flops_per_token(self) -> int:
+        """Training FLOPs per token: 6 N for the matmuls plus 6 L T C for attention scores (PaLM).
+
+        N counts weights used in a matmul: embedding lookups are free, but a tied lm_head is not;
+        a mixture-of-experts FFN counts only its top_k active experts (its `inactive_params` are out).
+        """
+        c = self.cfg
+        n = self.num_params(non_embedding=True) + (c.vocab_size * c.n_embd if c.tie_embeddings else 0)
+        n -= sum(block.ffn.inactive_params() for block in self.blocks)
+        return int(6 * n + 6 * c.n_layer * c.block_size * c.n_embd)

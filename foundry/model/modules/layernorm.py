@@ -1,0 +1,19 @@
+"""LayerNorm with an optional bias (model.bias), as in GPT-2."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from foundry.model.protocols import Norm
+
+
+class LayerNorm(Norm):
+    def __init__(self, dim, cfg):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if cfg.bias else None
+
+    def forward(self, x):
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, 1e-5)
+
+
+NORMS = {"layernorm": LayerNorm}

@@ -1,0 +1,112 @@
+"""`foundry train`, `foundry validate` and `foundry sample`; main() is the trainer's own entry point.
+
+    foundry train baselines/tiny.yaml model.n_layer=4 --out runs/tiny4
+    foundry train baselines/tiny.yaml --out runs/tiny4 --resume      # continue after a crash
+    foundry validate baselines/shakespeare_char.yaml train.lr=3e-4
+    foundry sample runs/tiny4 --prompt "def " --tokens 200 --temperature 0.8
+
+    python -m foundry.training.cli train CONFIG ...                # what trials of the pool run
+
+Exit codes of train: 0 done, 3 diverged, 130 interrupted, 2 bad input, 1 a crash (the run
+folder then holds summary.json with status `failed` and the error). main(argv) dispatches
+train, train-rung (training/rung.py), validate and sample; the runner's fork server calls it.
+"""
+import argparse
+import json
+import os
+import sys
+import traceback
+
+from foundry.catalog import load
+from foundry.config import config_hash, dumps
+from foundry.errors import UserError, run_command
+from foundry.io import atomic_write_text
+from foundry.training.run_files import EXIT_CODES
+
+
+def _parser(prog, description):
+    return argparse.ArgumentParser(prog=f"foundry {prog}", description=description,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def train_main(argv) -> int:
+    p = _parser("train", "Train a config. The run folder gets summary.json, metrics.jsonl, "
+                         "progress.json, TensorBoard events and checkpoint/.")
+    p.add_argument("config", help="YAML config, e.g. baselines/tiny.yaml")
+    p.add_argument("overrides", nargs="*", help="dotted overrides such as model.n_layer=6 train.lr=3e-4")
+    p.add_argument("--out", help="run folder (default runs/NAME-HASH)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    args = p.parse_args(argv)
+    cfg = load(args.config, args.overrides)
+    out = args.out or os.path.join("runs", f"{cfg.name}-{config_hash(cfg)}")
+    if not args.resume and os.path.exists(os.path.join(out, "checkpoint")):
+        raise UserError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+    from foundry.training.loop import train
+    try:
+        summary = train(cfg, out, resume=args.resume)
+    except UserError:
+        raise
+    except Exception as e:  # a crash in model code: record it, then fail loudly
+        if os.path.isdir(out):
+            failed = {"status": "failed", "error": f"{type(e).__name__}: {e}",
+                      "traceback": traceback.format_exc()[-4000:], "config_hash": config_hash(cfg)}
+            atomic_write_text(os.path.join(out, "summary.json"), json.dumps(failed, indent=2) + "\n")
+        traceback.print_exc()
+        return 1
+    return EXIT_CODES[summary["status"]]
+
+
+def validate_main(argv) -> int:
+    p = _parser("validate", "Load a config with overrides, check it, print it resolved.")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--json", action="store_true", help="print the config as JSON")
+    args = p.parse_args(argv)
+    cfg = load(args.config, args.overrides)
+    if args.json:
+        from foundry.config import to_dict
+        print(json.dumps({"config_hash": config_hash(cfg), "config": to_dict(cfg)}, indent=2))
+    else:
+        print(dumps(cfg), end="")
+        print(f"# ok: config_hash {config_hash(cfg)}, {cfg.max_steps() or 'time-bounded'} steps")
+    return 0
+
+
+def sample_main(argv) -> int:
+    p = _parser("sample", "Generate text from a checkpoint (a run folder or its checkpoint/).")
+    p.add_argument("checkpoint")
+    p.add_argument("--prompt", default="", help="text to continue (default: empty)")
+    p.add_argument("--tokens", type=int, default=200, help="new tokens to generate")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    import torch
+
+    from foundry.hardware import pick_device
+    from foundry.weights.checkpoint import load_model
+    device = pick_device(args.device)
+    model, tokenizer, cfg = load_model(args.checkpoint, device)
+    ids = tokenizer.encode(args.prompt) or [0]
+    ids = ids[-(cfg.model.block_size - 1):]
+    torch.manual_seed(args.seed)
+    idx = torch.tensor([ids], dtype=torch.long, device=device)
+    out = model.generate(idx, args.tokens, temperature=args.temperature, top_k=args.top_k)
+    sys.stdout.write(tokenizer.decode(out[0].tolist()) + "\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    """`python -m foundry.training.cli SUBCOMMAND ...`: the trainer's commands without the rest of foundry."""
+    from foundry.training.rung import rung_train_main
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": train_main, "train-rung": rung_train_main, "validate": validate_main, "sample": sample_main}
+    if not argv or argv[0] not in commands:
+        print(f"usage: python -m foundry.training.cli {{{','.join(commands)}}} ...", file=sys.stderr)
+        return 2
+    return run_command(f"foundry {argv[0]}", commands[argv[0]], argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

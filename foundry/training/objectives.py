@@ -1,0 +1,105 @@
+"""What a training step optimizes: next-token prediction on a token stream, or DPO on pairs.
+
+    objective = build_objective(cfg, device, tokenizer=None)
+    loss = objective.micro_loss(model, rng)        # one micro-batch, differentiable
+    metrics = objective.evaluate(model)            # {"val_loss": ..., ...} on a fixed slice
+
+`train.loss` picks the loss and the loss names its objective (`objective` on the loss class,
+registry OBJECTIVES at the end): `next_token`, or `preference` (dpo), which trains on
+{prompt, chosen, rejected} JSONL records against a frozen copy of the starting weights.
+Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from foundry.data import build_tokenizer, get_batch, load_dataset, load_preference_pairs
+from foundry.errors import UserError
+from foundry.evaluation import val_metrics
+from foundry.hardware import autocast
+from foundry.training.losses import LOSSES
+
+
+class NextToken:
+    def __init__(self, cfg, device, tokenizer=None):
+        self.cfg, self.device = cfg, device
+        self.data = load_dataset(cfg.data)
+        if tokenizer is not None and tokenizer.to_json() != self.data.tokenizer.to_json():
+            raise UserError("train.init_from: the checkpoint's tokenizer differs from data.tokenizer's "
+                            "on data.source; fine-tune with the same tokenizer")
+        self.tokenizer, self.meta = self.data.tokenizer, self.data.meta
+        self.loss_fn = LOSSES[cfg.train.loss](cfg.train)
+        for split in ("train", "val"):
+            n = len(getattr(self.data, split))
+            if n <= cfg.model.block_size + 1:
+                raise UserError(f"data: the {split} split has {n} tokens, too few for "
+                                f"model.block_size={cfg.model.block_size}")
+        self.description = f"{len(self.data.train):,} train / {len(self.data.val):,} val tokens"
+
+    def start(self, model):
+        pass
+
+    def stats(self) -> dict:
+        return {}
+
+    def micro_loss(self, model, rng):
+        x, y = get_batch(self.data.train, self.cfg.train.batch_size, self.cfg.model.block_size, rng)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        return self.loss_fn(model(x), y)
+
+    def evaluate(self, model):
+        return val_metrics(model, self.data.val, self.cfg, self.data.val_bytes_per_token, self.device)
+
+
+class Preference:
+    """DPO: the reference is the model as it stands when training starts (after init_from)."""
+
+    def __init__(self, cfg, device, tokenizer=None):
+        from foundry.training import dpo
+        self.cfg, self.device, self.dpo = cfg, device, dpo
+        pairs = load_preference_pairs(cfg.data.source)
+        n_val = max(1, int(len(pairs) * cfg.data.val_fraction))
+        if len(pairs) - n_val < 1:
+            raise UserError(f"{cfg.data.source}: {len(pairs)} pairs are too few to hold out validation pairs")
+        self.train_pairs, self.val_pairs = pairs[:-n_val], pairs[-n_val:]
+        text = "\n".join(p[k] for p in self.train_pairs for k in ("prompt", "chosen", "rejected"))
+        self.tokenizer = tokenizer or build_tokenizer(cfg.data.tokenizer, text, cfg.data.bpe_vocab_size)
+        self.loss_fn = LOSSES[cfg.train.loss](cfg.train)
+        self.meta = {"source": cfg.data.source, "kind": "preference pairs", "train_pairs": len(self.train_pairs),
+                     "val_pairs": n_val, "source_hash": hashlib.sha256(text.encode()).hexdigest()[:16]}
+        self.description = f"{len(self.train_pairs):,} train / {n_val:,} val preference pairs"
+        self.reference = None
+
+    def start(self, model):
+        self.reference = self.dpo.frozen_reference(model)
+
+    def stats(self) -> dict:
+        """The DPO loss's reward margin and accuracy on the last micro-batch, for the logs."""
+        return dict(self.loss_fn.stats)
+
+    def micro_loss(self, model, rng):
+        batch = self.dpo.sample_pair_batch(self.train_pairs, self.tokenizer, self.cfg.train.batch_size,
+                                           self.cfg.model.block_size, rng, self.device)
+        with torch.no_grad():
+            ref_logits = self.reference(batch["idx"])
+        return self.loss_fn(model(batch["idx"]), batch["targets"], ref_logits)
+
+    @torch.no_grad()
+    def evaluate(self, model):
+        was_training = model.training
+        model.eval()
+        batch = self.dpo.pair_batch(self.val_pairs, self.tokenizer, self.cfg.model.block_size, self.device)
+        with autocast(self.device, self.cfg):
+            loss, margin, accuracy = self.dpo.dpo_step(model, self.reference, batch, self.cfg.train.dpo_beta)
+        model.train(was_training)
+        return {"val_loss": loss.item(), "val_reward_margin": margin.item(), "val_reward_accuracy": accuracy.item()}
+
+
+def build_objective(cfg, device, tokenizer=None):
+    """The objective the loss asks for (`Loss.objective`), from OBJECTIVES."""
+    return OBJECTIVES[LOSSES[cfg.train.loss].objective](cfg, device, tokenizer)
+
+
+OBJECTIVES = {"next_token": NextToken, "preference": Preference}
