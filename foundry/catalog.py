@@ -130,8 +130,8 @@ def validate(cfg: Config) -> None:
     budgets = {k: v for k, v in dataclasses.asdict(b).items() if v}
     if any(v < 0 for v in budgets.values()) or len(budgets) != 1:
         raise ConfigError(f"budget: set exactly one of tokens, steps, seconds to a positive value, got {dataclasses.asdict(b)}")
-    if cfg.eval.interval <= 0 or cfg.eval.batches <= 0 or cfg.eval.limit < 0:
-        raise ConfigError("eval.interval/eval.batches: must be positive; eval.limit: not negative")
+    if cfg.eval.interval <= 0 or cfg.eval.bytes < 0 or cfg.eval.limit < 0:
+        raise ConfigError("eval.interval: must be positive; eval.bytes, eval.limit: not negative")
     from foundry.benchmarks.tasks import TASKS
     for task in cfg.eval.tasks:
         check_name("eval.tasks", task, TASKS)

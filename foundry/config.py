@@ -120,7 +120,7 @@ class BudgetConfig:
 @dataclass
 class EvalConfig:
     interval: int = 100         # steps between validation passes
-    batches: int = 8            # validation batches per pass (a fixed slice)
+    bytes: int = 16384          # the first N bytes of validation text are scored (0 = all); see evaluation.py
     tasks: list[str] = field(default_factory=list)  # benchmark tasks run after training
     limit: int = 0              # items per task (0 = all); a cheap, fixed subset for ranking
     rank: dict[str, float] = field(default_factory=dict)  # task -> weight of summary's rank_score; empty = equal
@@ -154,6 +154,9 @@ class Config:
 LINEAGE_KEYS = ("name", "parent", "mutations")
 SECTIONS = ("model", "train", "data", "budget", "eval")
 BUDGET_KEYS = ("tokens", "steps", "seconds")
+# keys that were removed, with what to write instead
+REPLACED_KEYS = {"eval.batches": "replaced by eval.bytes, the bytes of validation text scored (the slice no longer "
+                                 "depends on batch size and context); remove it, or set eval.bytes (0 = the whole split)"}
 # ModelConfig keys that `model.layers` may set for some layers only; the rest are model-wide
 PER_LAYER_KEYS = ("attention", "activation", "ffn", "mlp_ratio", "qk_norm", "window", "stride", "n_kv_head",
                   "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor")
@@ -254,6 +257,8 @@ def build_dataclass(cls, data: dict, prefix: str = ""):
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in hints:
+            if dotted in REPLACED_KEYS:
+                raise ConfigError(f"{dotted}: {REPLACED_KEYS[dotted]}")
             raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(names)})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):

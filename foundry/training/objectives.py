@@ -17,7 +17,7 @@ import torch
 
 from foundry.data import build_tokenizer, get_batch, load_dataset, load_preference_pairs
 from foundry.errors import UserError
-from foundry.evaluation import val_metrics
+from foundry.evaluation import val_metrics, val_slice
 from foundry.hardware import autocast
 from foundry.training.losses import LOSSES
 
@@ -37,6 +37,11 @@ class NextToken:
                 raise UserError(f"data: the {split} split has {n} tokens, too few for "
                                 f"model.block_size={cfg.model.block_size}")
         self.description = f"{len(self.data.train):,} train / {len(self.data.val):,} val tokens"
+        try:   # the fixed slice of validation text every variant is scored on (foundry/evaluation.py)
+            self.val_tokens, self.val_bytes_per_token = val_slice(self.data.val, self.tokenizer.decode,
+                                                                  cfg.eval.bytes)
+        except ValueError as e:
+            raise UserError(f"eval.bytes: {e}") from None
 
     def start(self, model):
         pass
@@ -50,7 +55,7 @@ class NextToken:
         return self.loss_fn(model(x), y)
 
     def evaluate(self, model):
-        return val_metrics(model, self.data.val, self.cfg, self.data.val_bytes_per_token, self.device)
+        return val_metrics(model, self.val_tokens, self.cfg, self.val_bytes_per_token, self.device)
 
 
 class Preference:

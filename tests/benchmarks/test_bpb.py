@@ -9,12 +9,13 @@ from foundry.errors import UserError
 
 def test_foundry_bpb_equals_the_trainers_metric(tiny_lm, tiny_text):
     from foundry.data import load_dataset
-    from foundry.evaluation import val_metrics
+    from foundry.evaluation import val_metrics, val_slice
 
     tiny_lm.cfg.data.source = tiny_text
     result = BitsPerByte(EvalOptions()).evaluate(tiny_lm)
     dataset = load_dataset(tiny_lm.cfg.data)
-    expected = val_metrics(tiny_lm.model, dataset.val, tiny_lm.cfg, dataset.val_bytes_per_token, "cpu")
+    tokens, bytes_per_token = val_slice(dataset.val, dataset.tokenizer.decode, tiny_lm.cfg.eval.bytes)
+    expected = val_metrics(tiny_lm.model, tokens, tiny_lm.cfg, bytes_per_token, "cpu")
     assert result["score"] == pytest.approx(expected["val_bpb"])
     assert result["rank_value"] == -result["score"] and result["higher_is_better"] is False
     assert 7.0 < result["score"] < 9.0  # a random byte model: about log2(256) bits per byte
@@ -22,8 +23,8 @@ def test_foundry_bpb_equals_the_trainers_metric(tiny_lm, tiny_text):
 
 def test_bpb_on_a_text_file_for_a_hugging_face_model(hf_folder, tiny_text):
     lm = HuggingFaceLM(hf_folder)
-    result = BitsPerByte(EvalOptions(paths={"bpb": tiny_text}, limit=4)).evaluate(lm)
-    assert result["n"] == 16 and result["bytes_per_token"] == pytest.approx(1.0)  # one byte per token
+    result = BitsPerByte(EvalOptions(paths={"bpb": tiny_text}, limit=40)).evaluate(lm)
+    assert result["n"] == 39 and result["bytes_per_token"] == pytest.approx(1.0)  # --limit: the first 40 bytes
     assert 7.0 < result["score"] < 9.0
     with pytest.raises(UserError, match="needs a text file"):
         BitsPerByte(EvalOptions()).evaluate(lm)

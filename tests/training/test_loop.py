@@ -92,7 +92,7 @@ def test_schedule_warms_up_then_decays_to_min_lr():
 
 def test_shakespeare_char_trains_on_real_data(shared_data, tmp_path):
     cfg = catalog.load(os.path.join(os.path.dirname(BASE), "shakespeare_char.yaml"),
-                      ["budget.steps=3", "eval.batches=2", "model.n_layer=1"])
+                      ["budget.steps=3", "eval.bytes=256", "model.n_layer=1"])
     summary = train(cfg, tmp_path / "run")
     assert summary["status"] == "done"
     resolved = catalog.load(tmp_path / "run" / "config.yaml")
