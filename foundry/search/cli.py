@@ -52,7 +52,8 @@ def sweep_main(argv: list[str]) -> int:
     p.add_argument("--promote", action="store_true", help="commit the winner as the new baseline if it beats "
                                                            "the baseline beyond noise (agent/promotion.py)")
     p.add_argument("--min-delta", type=float, default=0.001, help="promotion: smallest improvement that counts")
-    p.add_argument("--z", type=float, default=2.0, help="promotion: improvement must exceed z x its standard error")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="promotion: one-sided level of the Welch t-test of the winner against the baseline")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(argv)
     from foundry.errors import UserError
@@ -72,7 +73,7 @@ def sweep_main(argv: list[str]) -> int:
     report = sweep.run_sweep(args.baseline, labels, search_dir, _workers(args.jobs), asha, seeds,
                              args.eval_task, args.skip_invalid, args.timeout, log=log)
     if args.promote:
-        report["promotion"] = sweep.promote_winner(report, args.baseline, old_hash, args.min_delta, args.z, log=log)
+        report["promotion"] = sweep.promote_winner(report, args.baseline, old_hash, args.min_delta, args.alpha, log=log)
     print(json.dumps(report, indent=2) if args.json else sweep.format_report(report))
     return 0
 
