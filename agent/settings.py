@@ -1,7 +1,9 @@
 """Campaign settings: experiments/CAMPAIGN/campaign.yaml, written on the first `foundry run`.
 
-    search:    population, workers (auto | N), seed, trial_timeout_s, keep_checkpoints
-    promotion: metric, lower_is_better, confirm_seeds, min_delta, z
+    search:    population, workers (auto | N), seed, trial_timeout_s, keep_checkpoints,
+               proposer (random | learned: which proposer fills the slots queue and command leave)
+    promotion: metric, lower_is_better, confirm_seeds, max_confirm_seeds, alpha, min_delta,
+               no_noise_control, equal (tokens | flops), transfer ({key: xF | value}), transfer_seeds
     proposer:  command (gets the leaderboard as JSON on stdin, prints YAML variants), timeout_s
 
 A person may edit the file between runs; `foundry run` flags override it and are saved back.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from statistics import NormalDist
 from dataclasses import dataclass, field
 
 import yaml
@@ -20,6 +23,8 @@ from foundry.errors import UserError
 from foundry.io import atomic_write_text
 
 CHECKPOINT_POLICIES = ("promoted", "all", "none")
+PROPOSERS = ("random", "learned")
+EQUAL_MODES = ("tokens", "flops")
 
 
 @dataclass
@@ -29,15 +34,21 @@ class SearchSettings:
     seed: int = 1337                # generation g screens with seed + 1000 * g
     trial_timeout_s: float = 7200.0
     keep_checkpoints: str = "promoted"   # promoted | all | none: which checkpoints survive ranking
+    proposer: str = "learned"       # random | learned (agent/learned.py): the mutation registry's proposer
 
 
 @dataclass
 class PromotionSettings:
     metric: str = "val_bpb"         # a key of summary.json
     lower_is_better: bool = True
-    confirm_seeds: int = 2          # fresh seeds for the best candidate and the baseline
-    min_delta: float = 0.001        # promote only if improvement > max(min_delta, z * se)
-    z: float = 2.0
+    confirm_seeds: int = 3          # fresh seeds for the best candidate and the baseline (>= 2, or 0)
+    max_confirm_seeds: int = 6      # > confirm_seeds: a second look at this many seeds if the first is unclear
+    alpha: float = 0.05             # one-sided level of the paired t-test (split over sequential looks)
+    min_delta: float = 0.001        # and the mean improvement must exceed this
+    no_noise_control: bool = False  # required for confirm_seeds 0 (one screening seed decides)
+    equal: str = "tokens"           # tokens | flops: what every candidate shares with its baseline
+    transfer: dict[str, str] = field(default_factory=dict)   # e.g. {model.n_layer: x2}: re-check at scale
+    transfer_seeds: int = 1         # seeds of the transfer check (both sides)
 
 
 @dataclass
@@ -71,8 +82,24 @@ def check(s: Settings, path: str) -> None:
                         f"(valid: {', '.join(CHECKPOINT_POLICIES)})")
     if s.search.trial_timeout_s <= 0:
         raise UserError(f"{path}: search.trial_timeout_s: must be positive")
-    if s.promotion.confirm_seeds < 0 or s.promotion.z < 0 or s.promotion.min_delta < 0:
-        raise UserError(f"{path}: promotion.confirm_seeds/z/min_delta: must not be negative")
+    p = s.promotion
+    if s.search.proposer not in PROPOSERS:
+        raise UserError(f"{path}: search.proposer: unknown {s.search.proposer!r} (valid: {', '.join(PROPOSERS)})")
+    if p.equal not in EQUAL_MODES:
+        raise UserError(f"{path}: promotion.equal: unknown {p.equal!r} (valid: {', '.join(EQUAL_MODES)})")
+    if p.min_delta < 0 or not 0 < p.alpha < 1:
+        raise UserError(f"{path}: promotion.min_delta: must not be negative; promotion.alpha: must be in (0, 1)")
+    if p.confirm_seeds == 0 and not p.no_noise_control:
+        raise UserError(f"{path}: promotion.confirm_seeds 0 leaves the decision to one seed's noise; "
+                        "pass --no-noise-control (promotion.no_noise_control: true) to allow it")
+    if p.confirm_seeds == 1 or p.confirm_seeds < 0:
+        raise UserError(f"{path}: promotion.confirm_seeds: a t-test needs at least 2 fresh seeds "
+                        f"(or 0 with --no-noise-control), got {p.confirm_seeds}")
+    if p.max_confirm_seeds and p.max_confirm_seeds < p.confirm_seeds:
+        raise UserError(f"{path}: promotion.max_confirm_seeds ({p.max_confirm_seeds}) is below confirm_seeds "
+                        f"({p.confirm_seeds}); 0 = no sequential confirmation")
+    if p.transfer_seeds < 1:
+        raise UserError(f"{path}: promotion.transfer_seeds: must be at least 1")
     s.worker_count()
 
 
@@ -95,6 +122,14 @@ def load(path: str, overrides: dict | None = None) -> Settings:
             if not isinstance(node, dict):
                 raise UserError(f"{path}: {section}: expected a mapping")
         node[key] = value
+    promotion = data.get("promotion")
+    if isinstance(promotion, dict) and "z" in promotion:   # campaign.yaml of before the t-test
+        z = promotion.pop("z")
+        if isinstance(z, (int, float)) and not isinstance(z, bool):
+            promotion.setdefault("alpha", round(NormalDist().cdf(-z), 4))   # the one-sided level z meant
+    if isinstance(promotion, dict) and isinstance(promotion.get("transfer"), dict):   # {model.n_layer: 8} too
+        promotion["transfer"] = {k: v if isinstance(v, str) else yaml.safe_dump(v).strip().removesuffix("\n...")
+                                 for k, v in promotion["transfer"].items()}
     search = data.get("search")
     if isinstance(search, dict) and isinstance(search.get("workers"), int) and not isinstance(search["workers"], bool):
         search["workers"] = str(search["workers"])  # `workers: 2` in YAML means the string field "2"

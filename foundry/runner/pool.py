@@ -166,10 +166,12 @@ def classify(returncode: int | None, summary: dict | None, log_tail: str, kill_r
 
 class WorkerPool:
     def __init__(self, workers: list[Worker], timeout_s: float | None = None, grace_s: float = 5.0,
-                 command: list[str] | None = None, cwd: str | None = None, preload: bool | None = None):
+                 command: list[str] | None = None, cwd: str | None = None, preload: bool | None = None,
+                 env: dict | None = None):
         if not workers:
             raise ValueError("a worker pool needs at least one worker")
         self.workers = list(workers)
+        self.env = dict(env or {})   # for every trial and preloader, e.g. PYTHONPATH (agent/code.py)
         self.timeout_s = timeout_s
         self.grace_s = grace_s
         self.command = list(command or TRAIN_COMMAND)
@@ -214,7 +216,7 @@ class WorkerPool:
     def warm(self) -> None:
         """Start the preloaders now (they import torch in the background); else at the first trial."""
         if self.preload and not self.preloaders:
-            self.preloaders = {w.name: Preloader({**os.environ, **w.env}, self.cwd) for w in self.workers}
+            self.preloaders = {w.name: Preloader({**os.environ, **self.env, **w.env}, self.cwd) for w in self.workers}
 
     def close(self) -> None:
         """Stop trials and the preloaders (they also die with this process)."""
@@ -250,7 +252,7 @@ class WorkerPool:
         argv = [*self.command, spec.config_path, *spec.overrides, "--out", spec.out_dir]
         if spec.resume:
             argv.append("--resume")
-        env = {**os.environ, **worker.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, **worker.env, "PYTHONUNBUFFERED": "1"}
         log_path = os.path.join(spec.out_dir, LOG_NAME)
         with open(log_path, "ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {worker.name}: {' '.join(argv)}\n".encode())

@@ -45,6 +45,9 @@ from foundry.weights.checkpoint import (
 from foundry.weights.lora import apply_lora
 
 
+CODE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))   # ROOT/foundry/training
+
+
 class _Stop:
     """SIGINT/SIGTERM set a flag; the loop checkpoints and exits as `interrupted`."""
 
@@ -212,6 +215,7 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         "peak_mem_mb": hardware.peak_memory_mb(s.device), "wall_s": time.time() - wall_start,
         "config_hash": config_hash(cfg), "name": cfg.name, "seed": cfg.train.seed,
         "device": hardware.describe(s.device), "data": s.objective.meta,
+        "code_root": CODE_ROOT,   # the folder this trainer's foundry package was imported from
     }
     if status == "done" and cfg.eval.tasks:
         summary.update(run_eval_tasks(cfg, out_dir, s.device, log))
