@@ -53,6 +53,7 @@ class Landscape:
     lr_opt: float = 0.0            # 0: lr has no effect
     lr_curvature: float = 0.0
     salt: int = 0                  # a different noise draw per repetition
+    scaled_effects: dict = field(default_factory=dict)   # label effects when model.n_layer >= 2 (transfer)
 
     def labels(self, mutations) -> set:
         """The latest label of each non-numeric mutation type in the lineage."""
@@ -63,13 +64,15 @@ class Landscape:
         return set(latest.values())
 
     def true_metric(self, cfg: dict) -> float:
-        value = self.base + sum(self.effects.get(lab, self.default_effect) for lab in self.labels(cfg.get("mutations", [])))
+        table = {**self.effects, **self.scaled_effects} if cfg["model"].get("n_layer", 2) >= 2 else self.effects
+        value = self.base + sum(table.get(lab, self.default_effect) for lab in self.labels(cfg.get("mutations", [])))
         if self.lr_opt:
             value += self.lr_curvature * math.log2(float(cfg["train"]["lr"]) / self.lr_opt) ** 2
         return value
 
     def metric(self, cfg: dict, seed: int) -> float:
-        key = repr((sorted(self.labels(cfg.get("mutations", []))), cfg["train"]["lr"], seed, self.salt))
+        key = repr((sorted(self.labels(cfg.get("mutations", []))), cfg["train"]["lr"], cfg["model"].get("n_layer"),
+                    seed, self.salt))
         rng = random.Random(hashlib.sha256(key.encode()).hexdigest())
         return self.true_metric(cfg) + rng.gauss(0.0, self.noise)
 
@@ -136,7 +139,7 @@ class Campaign:
 
     def __init__(self, folder: str, landscape: Landscape, proposer: str = "learned", seed: int = 1337,
                  population: int = 3, confirm_seeds: int = 3, max_confirm_seeds: int = 6, alpha: float = 0.05,
-                 min_delta: float = 0.001, lr: float = 1e-3):
+                 min_delta: float = 0.001, lr: float = 1e-3, transfer: dict | None = None):
         data = tiny_baseline()
         data["train"].update(lr=lr, min_lr=lr / 10)
         self.landscape = landscape
@@ -145,6 +148,7 @@ class Campaign:
         settings.search.population, settings.search.seed, settings.search.proposer = population, seed, proposer
         p = settings.promotion
         p.confirm_seeds, p.max_confirm_seeds, p.alpha, p.min_delta = confirm_seeds, max_confirm_seeds, alpha, min_delta
+        p.transfer = dict(transfer or {})
         root = self.repo.working_tree_dir
         self.campaign_dir = os.path.join(root, "experiments", "tiny")
         self.pool = StubPool(landscape)
