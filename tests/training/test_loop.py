@@ -28,6 +28,9 @@ def test_run_folder_and_summary(tiny_text, tmp_path, capsys):
                  "checkpoint/state.pt", "checkpoint/tokenizer.json", "checkpoint/config.yaml"):
         assert (run / name).exists(), name
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tags = EventAccumulator(str(run)).Reload().Tags()["scalars"]
+    assert {"train/loss", "train/lr", "val/loss", "val/bpb"} <= set(tags) and "val/val_bpb" not in tags
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk["status"] == "done" and on_disk["steps"] == 6
     assert on_disk["train_tokens"] == 6 * 4 * 32
