@@ -22,6 +22,7 @@ import signal
 import git
 
 from agent import settings as settings_mod
+from agent import transfer
 from agent.code import run_supervised_code
 from agent.ledger import Ledger
 from agent.lock import CampaignLock
@@ -120,7 +121,9 @@ def _run_locked(args, repo, campaign: str, campaign_dir: str, lock: CampaignLock
                             "pick another --campaign")
         settings.baseline = rel
     baseline_path = os.path.join(repo.working_tree_dir, settings.baseline)
-    load(baseline_path)   # a baseline that does not validate: one line, exit 2
+    baseline = load(baseline_path)   # a baseline that does not validate: one line, exit 2
+    if settings.promotion.transfer:   # a bad promotion.transfer fails now, not after hours of training
+        transfer.scaled(baseline, settings.promotion.transfer)
     check_committed(repo, settings.baseline)
     settings_mod.save(settings, settings_path)
 

@@ -271,16 +271,30 @@ def propose(baseline, n: int, seed: int, ledger, bhash: str, promotion, skip=lam
     return out
 
 
-def pick(ledger, bhash: str, base: dict, candidates: list[dict], lower_is_better: bool = True):
+def waiting(ledger, bhash: str, gen: int) -> list[dict]:
+    """Candidates screened against this baseline in earlier generations and never confirmed, each with
+    `base_metric`, its generation's screening baseline: one unlucky or marginal screen need not end an idea."""
+    gens = [g["gen"] for g in ledger.generations() if g["baseline_hash"] == bhash]
+    rows = ledger.trials(gen=gens) if gens else []
+    confirmed = {t["config_hash"] for t in rows if t["role"] == "confirm"}
+    bases = {(t["gen"], t["seed"]): t["metric"] for t in rows if t["variant"] == "baseline" and t["role"] == "screen"
+             and t["status"] == "done" and t["metric"] is not None}
+    return [{**t, "base_metric": bases[t["gen"], t["seed"]]} for t in rows
+            if t["gen"] < gen and (t["gen"], t["seed"]) in bases and t["role"] == "screen" and t["variant"] != "baseline"
+            and t["status"] == "done" and t["metric"] is not None and t["config_hash"] not in confirmed]
+
+
+def pick(ledger, bhash: str, candidates: list[dict], lower_is_better: bool = True):
     """The screened candidate to confirm: the highest estimated effect (its screening trial and
-    everything the ledger knows about its kind of change), or None when no estimate is positive.
-    Returns (trial row or None, {variant: estimated relative effect})."""
+    everything the ledger knows about its kind of change), if it clears CONFIRM_MARGIN x one trial's
+    noise. `candidates` are trial rows with `base_metric`, the screening baseline they ran against
+    (this generation's, or an earlier one's, see waiting()). Returns (row or None, {id: estimate})."""
     est = Estimates(ledger, bhash, lower_is_better)
     scores = {}
     for t in candidates:
-        effect = ((base["metric"] - t["metric"]) if lower_is_better else (t["metric"] - base["metric"])) \
-            / abs(base["metric"])
-        scores[t["variant"]] = est.label_mean(t["mutation"] or "", effect)
-    best = max(candidates, key=lambda t: scores[t["variant"]], default=None)
+        b = t["base_metric"]
+        effect = ((b - t["metric"]) if lower_is_better else (t["metric"] - b)) / abs(b)
+        scores[t["id"]] = est.label_mean(t["mutation"] or "", effect)
+    best = max(candidates, key=lambda t: scores[t["id"]], default=None)
     floor = CONFIRM_MARGIN * math.sqrt(est.noise_var / 2)   # in units of one trial's noise
-    return (best if best is not None and scores[best["variant"]] > floor else None), scores
+    return (best if best is not None and scores[best["id"]] > floor else None), scores

@@ -214,22 +214,31 @@ class Supervisor:
             return self.reject(gen, None, f"baseline trial {base['status']}: {base['reason']}")
         if not cands:
             return self.reject(gen, None, "no candidate finished")
-        best = min(cands, key=lambda t: t["metric"] if lower else -t["metric"])
-        if improvement(base["metric"], best["metric"], lower) <= 0:
-            return self.reject(gen, best, f"best screened {best['metric']:.4f} does not beat the baseline's "
-                                          f"{base['metric']:.4f}", base["metric"], best["metric"])
+        variant = None
         if self.settings.search.proposer == "learned":   # confirm what the ledger's estimates favour
-            best, scores = learned.pick(self.ledger, self.ledger.generation(gen)["baseline_hash"], base, cands, lower)
-            shown = ", ".join(f"{v} {100 * e:+.2f}%" for v, e in scores.items())
+            bhash = self.ledger.generation(gen)["baseline_hash"]
+            now = [{**t, "base_metric": base["metric"]} for t in cands]
+            earlier = learned.waiting(self.ledger, bhash, gen) if self.settings.promotion.confirm_seeds else []
+            best, scores = learned.pick(self.ledger, bhash, now + earlier, lower)
+            top = ", ".join(f"{k} {100 * v:+.2f}%" for k, v in sorted(scores.items(), key=lambda kv: -kv[1])[:4])
             if best is None:
-                return self.reject(gen, None, f"no candidate's estimated effect is positive ({shown})")
-            self.view.log(f"gen {gen}: estimated effects: {shown}")
+                return self.reject(gen, None, f"no candidate's estimated effect clears the margin ({top})")
+            variant = best["variant"] if best["gen"] == gen else f"g{best['gen']:04d}-{best['variant']}"
+            self.view.log(f"gen {gen}: best estimated effects: {top}")
+        else:
+            best = min(cands, key=lambda t: t["metric"] if lower else -t["metric"])
+            if improvement(base["metric"], best["metric"], lower) <= 0:
+                return self.reject(gen, best, f"best screened {best['metric']:.4f} does not beat the baseline's "
+                                              f"{base['metric']:.4f}", base["metric"], best["metric"])
         confirm = self.settings.promotion.confirm_seeds
         seeds = [base["seed"] + i for i in range(1, confirm + 1)]   # fresh: the screening seed only chose
-        new = [self.trial_row(gen, t["variant"], "confirm", os.path.join(self.root, t["config_path"]),
-                              t["config_hash"], t["parent"], t["mutation"], s) for s in seeds for t in (best, base)]
-        self.ledger.set_phase(gen, "confirm", new, candidate=best["variant"])
-        self.view.log(f"gen {gen}: {best['variant']} screened {best['metric']:.4f} vs baseline {base['metric']:.4f}; "
+        variant = variant or best["variant"]   # a candidate screened in an earlier generation: g0004-v02-...
+        new = [self.trial_row(gen, v, "confirm", os.path.join(self.root, t["config_path"]), t["config_hash"],
+                              t["parent"], t["mutation"], s)
+               for s in seeds for v, t in ((variant, best), ("baseline", base))]
+        self.ledger.set_phase(gen, "confirm", new, candidate=variant)
+        self.view.log(f"gen {gen}: {variant} screened {best['metric']:.4f} vs baseline "
+                      f"{best.get('base_metric', base['metric']):.4f}; "
                       + (f"confirming on fresh seeds {seeds}" if seeds else NO_NOISE_CONTROL))
 
     def verdict(self, gen: int) -> tuple:

@@ -28,6 +28,7 @@ import io
 import math
 import os
 import random
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -209,3 +210,26 @@ def trials_to_target(folder: str, landscape: Landscape, proposer: str, target: f
         return c.trials if c.true_metric() <= target else None
     finally:
         c.close()
+
+
+def confirmation_tests(effect: float, salt: int, generations: int, folder: str | None = None, **campaign) -> list:
+    """The confirmation tests of one campaign in which every new change has the true `effect`
+    ([{gen, kind, effect, seeds, old_rule}]; old_rule: what the rule of before, normal z = 2 on
+    the screening seed plus 2 confirmation seeds, unpaired, would have decided on the same trials)."""
+    from foundry.search import stats
+
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        c = Campaign(tmp, Landscape(noise=0.01, default_effect=effect, salt=salt), proposer="random", seed=salt,
+                     **campaign)
+        c.run(generations)
+        out, led = c.tested(), c.ledger()
+        for row in out:
+            trials = [t for t in led.trials(gen=row["gen"]) if t["role"] in ("screen", "confirm")]
+            cand = next(t["variant"] for t in trials if t["role"] == "confirm" and t["variant"] != "baseline")
+            seeds = sorted({t["seed"] for t in trials if t["variant"] == cand})[:3]
+            b = [t["metric"] for t in trials if t["variant"] == "baseline" and t["seed"] in seeds]
+            v = [t["metric"] for t in trials if t["variant"] == cand and t["seed"] in seeds]
+            se = (stats.stderr(b) ** 2 + stats.stderr(v) ** 2) ** 0.5
+            row["old_rule"] = stats.mean(b) - stats.mean(v) > max(0.001, 2 * se)
+        c.close()
+    return out

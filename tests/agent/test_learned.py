@@ -58,12 +58,15 @@ def test_label_estimates_and_the_pick_for_confirmation(tmp_path):
     est = learned.Estimates(led, "A")
     assert est.label_mean("lr:x1.5", 0.0) > 0.01 and est.label_mean("ffn:moe", 0.05) < 0
     assert est.label_mean("lr:x1.5+ffn:moe", 0) < est.label_mean("lr:x1.5", 0)
-    base = {"metric": 2.0}
-    cands = [{"variant": "a", "mutation": "ffn:moe", "metric": 1.99}, {"variant": "b", "mutation": "lr:x3", "metric": 1.995}]
-    best, scores = learned.pick(led, "A", base, cands)
-    assert best["variant"] == "b" and scores["a"] < scores["b"]             # what is known beats one lucky seed
-    none, _ = learned.pick(led, "A", base, [cands[0]])
+    cands = [{"id": "a", "mutation": "ffn:moe", "metric": 1.99, "base_metric": 2.0},
+             {"id": "b", "mutation": "lr:x3", "metric": 1.995, "base_metric": 2.0}]
+    best, scores = learned.pick(led, "A", cands)
+    assert best["id"] == "b" and scores["a"] < scores["b"]                   # what is known beats one lucky seed
+    none, _ = learned.pick(led, "A", [cands[0]])
     assert none is None                                                      # a known-bad change is not confirmed
+    waiting = learned.waiting(led, "A", 4)                                   # screened earlier, never confirmed
+    assert {t["mutation"] for t in waiting} == {"lr:x2", "ffn:moe", "attention:mla"}
+    assert all(t["base_metric"] == 2.0 for t in waiting) and learned.waiting(led, "A", 1) == []
 
 
 def test_propose_favours_what_helped_never_repeats_and_tunes_numeric_steps(tmp_path):

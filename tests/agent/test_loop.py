@@ -106,8 +106,9 @@ def test_two_generations_promote_once_through_a_crash(repo):
     log = open(os.path.join(repo.working_tree_dir, "experiments", "tiny", "supervisor.log")).read()
     assert "took over a stale lock" in log and "PROMOTE" in log
 
-    # --hours: once the deadline has passed (0.036 s: during the first generation) no new generation starts
-    timed = foundry(repo, *RUN, "--hours", "0.00001", "--confirm-seeds", "2")
+    # --hours: once the deadline has passed (1.1 s: during the first generation, which trains for longer)
+    # no new generation starts
+    timed = foundry(repo, *RUN, "--hours", "0.0003", "--confirm-seeds", "2")
     assert timed.returncode == 0, timed.stdout + timed.stderr
     assert ledger(repo).generation(3)["phase"] == "done" and ledger(repo).generation(4) is None
     assert "budget reached" in timed.stdout + timed.stderr

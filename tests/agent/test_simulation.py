@@ -9,31 +9,15 @@ from concurrent.futures import ProcessPoolExecutor
 
 from scipy import stats as scipy_stats
 
-from foundry.search import stats
-from tests.agent.simulation import REALISTIC, Campaign, Landscape, trials_to_target
+from tests.agent.simulation import REALISTIC, Landscape, confirmation_tests, trials_to_target
 
 ALPHA = 0.05
 TMP = "/dev/shm" if os.path.isdir("/dev/shm") else None   # the ledger fsyncs: cheaper on tmpfs
 
 
 def _tested(args) -> list[dict]:
-    """Confirmation tests of one campaign: [{kind, effect, old_rule}]."""
     effect, salt, generations = args
-    with tempfile.TemporaryDirectory(dir=TMP) as folder:
-        c = Campaign(folder, Landscape(noise=0.01, default_effect=effect, salt=salt), proposer="random", seed=salt)
-        c.run(generations)
-        out = c.tested()
-        led = c.ledger()
-        for row in out:   # the rule of before: z = 2, normal, unpaired, the screening seed voting too
-            trials = [t for t in led.trials(gen=row["gen"]) if t["role"] in ("screen", "confirm")]
-            cand = next(t["variant"] for t in trials if t["role"] == "confirm" and t["variant"] != "baseline")
-            seeds = sorted({t["seed"] for t in trials if t["variant"] == cand})[:3]
-            b = [t["metric"] for t in trials if t["variant"] == "baseline" and t["seed"] in seeds]
-            v = [t["metric"] for t in trials if t["variant"] == cand and t["seed"] in seeds]
-            se = (stats.stderr(b) ** 2 + stats.stderr(v) ** 2) ** 0.5
-            row["old_rule"] = stats.mean(b) - stats.mean(v) > max(0.001, 2 * se)
-        c.close()
-    return out
+    return confirmation_tests(effect, salt, generations, TMP)
 
 
 def _campaigns(effect: float, repetitions: int, generations: int) -> list[dict]:
