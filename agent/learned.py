@@ -15,7 +15,9 @@ variants "up" and "down"; the size of the step comes from Optuna's TPE sampler f
 baseline's trials of that knob in that direction ("lr:x1.37"). When two or more near-misses of
 different types stand against the current baseline, the best two are stacked into one candidate
 ("a+b"). Configs already screened against this baseline, no-ops and mutations that do not apply
-are never proposed.
+are never proposed. pick() chooses what the supervisor confirms: the best estimate among this
+generation's candidates and those screened earlier against the same baseline and never confirmed
+(waiting()), if it clears CONFIRM_MARGIN; a confirmation costs 6 to 12 trials, a screen one.
 """
 from __future__ import annotations
 

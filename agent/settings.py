@@ -125,8 +125,10 @@ def load(path: str, overrides: dict | None = None) -> Settings:
     promotion = data.get("promotion")
     if isinstance(promotion, dict) and "z" in promotion:   # campaign.yaml of before the t-test
         z = promotion.pop("z")
-        if isinstance(z, (int, float)) and not isinstance(z, bool):
-            promotion.setdefault("alpha", round(NormalDist().cdf(-z), 4))   # the one-sided level z meant
+        if not isinstance(z, (int, float)) or isinstance(z, bool) or z <= 0:
+            raise UserError(f"{path}: promotion.z: replaced by promotion.alpha (the one-sided level of the "
+                            f"t-test); got z {z!r}")
+        promotion.setdefault("alpha", round(NormalDist().cdf(-z), 4))   # the one-sided level z meant
     if isinstance(promotion, dict) and isinstance(promotion.get("transfer"), dict):   # {model.n_layer: 8} too
         promotion["transfer"] = {k: v if isinstance(v, str) else yaml.safe_dump(v).strip().removesuffix("\n...")
                                  for k, v in promotion["transfer"].items()}

@@ -85,8 +85,9 @@ def test_request_mismatch_and_bad_targets_are_user_errors(tmp_path):
     with pytest.raises(sweep.UserError, match="different search"):
         _plain_sweep(tmp_path, ["lr:x0.5"])
     assert sweep.parse_targets(["lr"]) == ["lr:x0.5", "lr:x0.7", "lr:x1.4", "lr:x2"]
+    assert sweep.parse_targets(["lr", "x3"]) == ["lr:x3"]        # a factor type takes any factor
     with pytest.raises(sweep.UserError, match="valid: x0.5"):
-        sweep.parse_targets(["lr", "x3"])
+        sweep.parse_targets(["lr", "fast"])
     assert main(["sweep", "nope", "--dir", str(tmp_path / "x")]) == 2
     assert main(["sweep", "lr", "x2", "--promote", "--seeds", "1", "--dir", str(tmp_path / "x")]) == 2
     assert main(["sweep", "lr", "x2", "--eval-task", "nope", "--dir", str(tmp_path / "x")]) == 2
