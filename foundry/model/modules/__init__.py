@@ -44,7 +44,8 @@ class component_file:
     def __exit__(self, kind, error, traceback):
         if error is None or not issubclass(kind, Exception):
             return False
-        where = os.path.relpath(self.path, os.path.dirname(os.path.dirname(os.path.dirname(self.path))))
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(self.path))))
+        where = os.path.relpath(self.path, package_parent)  # foundry/model/modules/NAME.py
         BROKEN[where] = f"{kind.__name__}: {error}".splitlines()[0]
         for name in registered_names(self.path):
             BROKEN_NAMES.setdefault(name, where)
