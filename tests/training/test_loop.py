@@ -146,6 +146,34 @@ def test_dpo_trains_on_preference_pairs_against_the_starting_weights(tiny_text, 
     # the held-out pairs share the preference, so the policy learns to prefer "chosen"
     assert evals[-1]["val_reward_accuracy"] == 1.0 and evals[-1]["val_reward_margin"] > 0
     assert summary["val_loss"] < 0.6931  # below log 2, where policy = reference
+    steps = [json.loads(line) for line in (tmp_path / "dpo" / "metrics.jsonl").read_text().splitlines()
+             if '"loss"' in line]
+    assert len(steps) == 15 and all({"dpo_reward_margin", "dpo_reward_accuracy"} <= set(r) for r in steps)
+    assert steps[-1]["dpo_reward_margin"] > steps[0]["dpo_reward_margin"]  # the training reward, logged per step
+    assert "train/dpo_reward_accuracy" in tensorboard_tags(tmp_path / "dpo")
+
+
+def tensorboard_tags(run_dir) -> set:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return set(events.Tags()["scalars"])
+
+
+def test_moe_aux_loss_and_expert_load_are_logged(tiny_text, tmp_path):
+    summary = train(tiny_cfg(tiny_text, "model.ffn=moe", "model.n_experts=4", "model.top_k=1", "model.n_layer=2",
+                             steps=6), tmp_path / "moe")
+    assert summary["status"] == "done"
+    steps = [json.loads(line) for line in (tmp_path / "moe" / "metrics.jsonl").read_text().splitlines()
+             if '"loss"' in line]
+    assert len(steps) == 6
+    for row in steps:
+        for layer in (0, 1):
+            loads = [row[f"layer_{layer}/moe_load_{e}"] for e in range(4)]
+            assert sum(loads) == pytest.approx(1.0)  # each expert's share of the routed assignments
+            assert {f"layer_{layer}/moe_balance", f"layer_{layer}/moe_z", f"layer_{layer}/moe_dropped"} <= set(row)
+    tags = tensorboard_tags(tmp_path / "moe")
+    assert {"train/layer_1/moe_load_3", "train/layer_0/moe_balance"} <= tags
 
 
 def test_eval_tasks_after_training_give_a_rank_score(tiny_text, tmp_path):
