@@ -89,8 +89,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     dpo_beta: float = 0.1
     ema: float = 0.0            # 0 = off; else decay of an EMA of the weights
-    dtype: str = "auto"         # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    dtype: str = "auto"         # auto (bf16 where the device computes it natively: CUDA, AMX or AVX512-BF16 CPUs) | fp32 | bf16
     device: str = "auto"        # auto | cpu | cuda | cuda:N
+    compile: bool = False       # torch.compile the model (helps on GPUs; tokens/s leaves its warm-up steps out)
     init_from: str = ""         # a run folder or checkpoint to start from (fine-tuning, DPO)
     lora_rank: int = 0          # 0 = train every weight; else LoRA adapters only
     lora_alpha: float = 16.0
