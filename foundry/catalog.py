@@ -21,7 +21,8 @@ from foundry.config import (
     parse,
     parse_file,
 )
-from foundry.data import CURRICULA, FORMATS, TOKENIZERS
+from foundry.data import FORMATS, TOKENIZERS
+from foundry.data.curriculum import check as check_curriculum
 from foundry.model.modules import BROKEN, BROKEN_NAMES, REGISTRIES
 from foundry.training.losses import LOSSES
 
@@ -120,7 +121,9 @@ def validate(cfg: Config) -> None:
     d = cfg.data
     check_name("data.tokenizer", d.tokenizer, TOKENIZERS)
     check_name("data.format", d.format, {"none": None, **FORMATS})
-    check_name("data.curriculum", d.curriculum, CURRICULA)
+    reason = check_curriculum(d.curriculum)
+    if reason:
+        raise ConfigError(f"data.curriculum.{reason}")
     if not 0.0 < d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
     if d.tokenizer == "bpe" and d.bpe_vocab_size < 256:

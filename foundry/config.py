@@ -101,6 +101,15 @@ class TrainConfig:
 
 
 @dataclass
+class CurriculumConfig:
+    by: str = "none"            # none | length | perplexity: what makes a training document easy
+    reference: str = ""         # perplexity: the run folder or checkpoint that scores the documents
+    schedule: str = "sqrt"      # how harder data enters: sqrt | linear | step (foundry.data.curriculum)
+    start: float = 0.2          # share of the training data (easiest first) sampled at step 0
+    ramp: float = 0.5           # share of the budget after which every training token can be drawn
+
+
+@dataclass
 class DataConfig:
     source: str = "builtin"     # builtin | a text file | a folder or glob | file.jsonl
     tokenizer: str = "byte"     # byte | char | bpe
@@ -108,7 +117,7 @@ class DataConfig:
     val_fraction: float = 0.1
     bpe_vocab_size: int = 512
     format: str = "none"        # chat format for JSONL conversations: none | chatml | llama3 | alpaca
-    curriculum: str = "none"    # none | short_first (training documents shortest first)
+    curriculum: CurriculumConfig = dataclasses.field(default_factory=CurriculumConfig)  # `field` is a key here
 
 
 @dataclass

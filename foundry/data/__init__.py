@@ -9,7 +9,7 @@ templates), curriculum.py (CURRICULA), cache.py (token cache), dataset.py (load_
 preference.py (load_preference_pairs), jsonl.py (read_jsonl, read_lines). Each registry is a dict at the end of its file.
 """
 from foundry.data.cache import cache_root
-from foundry.data.curriculum import CURRICULA, order_documents
+from foundry.data.curriculum import CURRICULA, SCHEDULES, order_documents
 from foundry.data.dataset import (
                                     DOCUMENT_SEPARATOR,
                                     Dataset,
@@ -30,7 +30,7 @@ from foundry.data.tokenizer import (
 )
 
 __all__ = [
-    "CURRICULA", "DOCUMENT_SEPARATOR", "FORMATS", "TOKENIZERS", "BpeTokenizer", "ByteTokenizer", "CharTokenizer",
+    "CURRICULA", "SCHEDULES", "DOCUMENT_SEPARATOR", "FORMATS", "TOKENIZERS", "BpeTokenizer", "ByteTokenizer", "CharTokenizer",
     "Dataset", "Source", "build_tokenizer", "cache_root", "expand_path", "get_batch", "load_dataset",
     "load_preference_pairs", "order_documents", "read_source", "render_record", "split_documents",
     "tokenizer_from_json",

@@ -60,7 +60,7 @@ def split_documents(documents: list[str], val_fraction: float) -> tuple[list[str
 def _settings(data_cfg) -> dict:
     """The config values that change the cached tokens (everything else can vary freely)."""
     return {"tokenizer": data_cfg.tokenizer, "val_fraction": data_cfg.val_fraction,
-            "format": data_cfg.format, "curriculum": data_cfg.curriculum, "field": data_cfg.field,
+            "format": data_cfg.format, "curriculum": data_cfg.curriculum.by, "field": data_cfg.field,
             "bpe_vocab_size": data_cfg.bpe_vocab_size if data_cfg.tokenizer == "bpe" else None,
             "version": CACHE_VERSION}
 
@@ -68,7 +68,7 @@ def _settings(data_cfg) -> dict:
 def _build(source, data_cfg):
     """Tokenize a source: (train ids, val ids, tokenizer, val UTF-8 bytes)."""
     train_docs, val_docs = split_documents(source.documents, data_cfg.val_fraction)
-    train_text = DOCUMENT_SEPARATOR.join(order_documents(data_cfg.curriculum, train_docs))
+    train_text = DOCUMENT_SEPARATOR.join(order_documents(data_cfg.curriculum.by, train_docs))
     val_text = DOCUMENT_SEPARATOR.join(val_docs)
     vocab_text = train_text if data_cfg.tokenizer == "bpe" else train_text + val_text
     tokenizer = build_tokenizer(data_cfg.tokenizer, vocab_text, data_cfg.bpe_vocab_size)
@@ -106,20 +106,27 @@ def load_dataset(data_cfg, cache_dir=None) -> Dataset:
     meta.update({"tokenizer": tokenizer.name, "vocab_size": tokenizer.vocab_size, "dtype": manifest["dtype"],
                  "train_tokens": int(len(train)), "val_tokens": int(len(val)), "val_bytes": manifest["val_bytes"],
                  "val_fraction": data_cfg.val_fraction, "format": data_cfg.format,
-                 "curriculum": data_cfg.curriculum, "cache": status.split(" ")[0],
+                 "curriculum": data_cfg.curriculum.by, "cache": status.split(" ")[0],
                  "cache_dir": os.path.join(root, "tokens", name)})
     if status.startswith("off"):
         meta["cache_error"] = status
     return Dataset(train, val, tokenizer, manifest["val_bytes"] / max(1, len(val)), meta)
 
 
-def get_batch(tokens: np.ndarray, batch_size: int, block_size: int, rng: np.random.Generator):
-    """(x, y) int64 tensors (B, T) at random offsets drawn from `rng`; y[:, t] is the token after x[:, t]."""
+def get_batch(tokens: np.ndarray, batch_size: int, block_size: int, rng: np.random.Generator,
+              share: float = 1.0):
+    """(x, y) int64 tensors (B, T) at random offsets drawn from `rng`; y[:, t] is the token after x[:, t].
+
+    `share` < 1 draws the windows from the first `share` of the tokens only (a curriculum's schedule).
+    """
     tokens = np.asarray(tokens)  # a plain ndarray view of the memmap: skips the subclass overhead per gather
     n = len(tokens)
     if n <= block_size:
         raise UserError(f"data: a split of {n} tokens is too short for model.block_size={block_size}")
-    starts = rng.integers(0, n - block_size, size=batch_size)                 # (B,)
+    high = n - block_size
+    if share < 1.0:
+        high = max(1, min(high, int(share * n)))
+    starts = rng.integers(0, high, size=batch_size)                           # (B,)
     offsets = np.arange(block_size)                                           # (T,)
     # one gather for inputs and targets: (2, B, T) -> two contiguous (B, T) views of one tensor
     index = starts[None, :, None] + offsets[None, None, :] + np.array([0, 1])[:, None, None]

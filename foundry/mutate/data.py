@@ -3,9 +3,19 @@
 Each is `name(cfg, variant) -> new Config` built through edit.with_values (input untouched,
 result validated). The registry DATA at the end maps type -> (function, variants).
 """
+import dataclasses
 import os
 
+from foundry.config import CurriculumConfig
 from foundry.mutate.edit import NotApplicable, with_values
+
+# curriculum variant -> data.curriculum settings (the rest keep CurriculumConfig's defaults)
+CURRICULUM_VARIANTS = {
+    "none": {},
+    "length": {"by": "length", "schedule": "sqrt"},
+    "length_linear": {"by": "length", "schedule": "linear"},
+    "length_step": {"by": "length", "schedule": "step", "start": 0.3},
+}
 
 
 def chat_format(cfg, variant):
@@ -16,12 +26,13 @@ def chat_format(cfg, variant):
 
 
 def curriculum(cfg, variant):
-    """Order of training documents: as they come, or short documents first."""
+    """Easy documents first: early batches drawn from the shortest documents, widening on a schedule."""
     source = cfg.data.source
     single_text = os.path.splitext(source)[1] not in ("", ".jsonl") and not any(c in source for c in "*?[")
     if single_text:
         raise NotApplicable(f"data.source {source!r} is one document; a curriculum leaves it unchanged")
-    return with_values(cfg, {"data.curriculum": variant})
+    settings = dataclasses.asdict(CurriculumConfig(**CURRICULUM_VARIANTS[variant]))
+    return with_values(cfg, {"data.curriculum": settings})
 
 
 def tokenizer(cfg, variant):
@@ -31,6 +42,6 @@ def tokenizer(cfg, variant):
 
 DATA = {
     "format": (chat_format, ("none", "chatml", "llama3", "alpaca")),
-    "curriculum": (curriculum, ("none", "short_first")),
+    "curriculum": (curriculum, tuple(CURRICULUM_VARIANTS)),
     "tokenizer": (tokenizer, ("byte", "char", "bpe")),
 }

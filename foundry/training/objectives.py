@@ -7,7 +7,9 @@
 `train.loss` picks the loss and the loss names its objective (`objective` on the loss class,
 registry OBJECTIVES at the end): `next_token`, or `preference` (dpo), which trains on
 {prompt, chosen, rejected} JSONL records against a frozen copy of the starting weights.
-Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log.
+Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log, and a
+`progress` attribute (share of the budget done, 0..1) that the loop sets before each step, so a
+curriculum (`data.curriculum`) can change what batches contain as training goes on.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import hashlib
 import torch
 
 from foundry.data import build_tokenizer, get_batch, load_dataset, load_preference_pairs
+from foundry.data.curriculum import available_share
 from foundry.errors import UserError
 from foundry.evaluation import val_metrics
 from foundry.hardware import autocast
@@ -23,6 +26,8 @@ from foundry.training.losses import LOSSES
 
 
 class NextToken:
+    progress = 0.0
+
     def __init__(self, cfg, device, tokenizer=None):
         self.cfg, self.device = cfg, device
         self.data = load_dataset(cfg.data)
@@ -44,8 +49,13 @@ class NextToken:
     def stats(self) -> dict:
         return {}
 
+    def batch(self, rng):
+        """(x, y) of one micro-batch at the current progress (the curriculum's share of the data)."""
+        share = available_share(self.cfg.data.curriculum, self.progress)
+        return get_batch(self.data.train, self.cfg.train.batch_size, self.cfg.model.block_size, rng, share)
+
     def micro_loss(self, model, rng):
-        x, y = get_batch(self.data.train, self.cfg.train.batch_size, self.cfg.model.block_size, rng)
+        x, y = self.batch(rng)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         return self.loss_fn(model(x), y)
 
@@ -55,6 +65,7 @@ class NextToken:
 
 class Preference:
     """DPO: the reference is the model as it stands when training starts (after init_from)."""
+    progress = 0.0
 
     def __init__(self, cfg, device, tokenizer=None):
         from foundry.training import dpo
