@@ -17,8 +17,9 @@ import hashlib
 
 import torch
 
-from foundry.data import build_tokenizer, get_batch, load_dataset, load_preference_pairs
+from foundry.data import build_tokenizer, load_dataset, load_preference_pairs
 from foundry.data.curriculum import available_share
+from foundry.data.packing import PACKINGS
 from foundry.errors import UserError
 from foundry.evaluation import val_metrics
 from foundry.hardware import autocast
@@ -41,6 +42,9 @@ class NextToken:
             if n <= cfg.model.block_size + 1:
                 raise UserError(f"data: the {split} split has {n} tokens, too few for "
                                 f"model.block_size={cfg.model.block_size}")
+        self.sampler = PACKINGS[cfg.data.packing](self.data, cfg.model.block_size, cfg.data.curriculum.by != "none")
+        if cfg.data.packing != "random":
+            self.meta = dict(self.meta, packing=self.sampler.stats)  # the waste, in the run summary
         self.description = f"{len(self.data.train):,} train / {len(self.data.val):,} val tokens"
 
     def start(self, model):
@@ -50,14 +54,13 @@ class NextToken:
         return {}
 
     def batch(self, rng):
-        """(x, y) of one micro-batch at the current progress (the curriculum's share of the data)."""
+        """(x, y, doc_ids or None) of one micro-batch at the current progress (the curriculum's share)."""
         share = available_share(self.cfg.data.curriculum, self.progress)
-        return get_batch(self.data.train, self.cfg.train.batch_size, self.cfg.model.block_size, rng, share)
+        return self.sampler.batch(self.cfg.train.batch_size, rng, share)
 
     def micro_loss(self, model, rng):
-        x, y = self.batch(rng)
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        return self.loss_fn(model(x), y)
+        x, y, doc_ids = (t.to(self.device, non_blocking=True) if t is not None else None for t in self.batch(rng))
+        return self.loss_fn(model(x) if doc_ids is None else model(x, doc_ids=doc_ids), y)
 
     def evaluate(self, model):
         return val_metrics(model, self.data.val, self.cfg, self.data.val_bytes_per_token, self.device)
