@@ -20,7 +20,7 @@ each prompt the model answers; a principle is drawn; the model critiques its ans
 principle's critique request, then revises it following the revision request. The pair
 {prompt, chosen: revision, rejected: response} is a preference pair (the RL-from-AI-feedback
 stage becomes DPO here), with the principle and the intermediate texts kept as provenance.
-Pairs whose revision is empty or equal to the response are dropped. `generate(prompts) -> texts`
+Pairs whose revision is empty or equal to the response are dropped. `generate(prompts, stop) -> texts`
 is any batched generator (generation.sample bound to a model).
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ BUILTIN_CONSTITUTION = os.path.join(os.path.dirname(__file__), "constitutions", 
 BUILTIN_PAIRS = os.path.join(os.path.dirname(__file__), "constitutions", "foundry_small_pairs.jsonl")
 PRINCIPLE_KEYS = ("id", "text", "critique", "revision")
 
+STOP = ["\n\n"]
 RESPONSE = "Human: {prompt}\n\nAssistant:"
 CRITIQUE = "Human: {prompt}\n\nAssistant: {response}\n\nCritique request: {request}\n\nCritique:"
 REVISION = ("Human: {prompt}\n\nAssistant: {response}\n\nCritique request: {critique_request}\n\n"
@@ -76,12 +77,12 @@ def critique_revision(generate, prompts: list[str], constitution: dict, seed: in
     """(pairs, counts): one DPO pair per prompt whose revision differs from its response."""
     rng = random.Random(seed)
     principles = [rng.choice(constitution["principles"]) for _ in prompts]
-    responses = [r.strip() for r in generate([RESPONSE.format(prompt=p) for p in prompts])]
+    responses = [r.strip() for r in generate([RESPONSE.format(prompt=p) for p in prompts], STOP)]
     critiques = [c.strip() for c in generate([CRITIQUE.format(prompt=p, response=r, request=pr["critique"])
-                                              for p, r, pr in zip(prompts, responses, principles)])]
+                                              for p, r, pr in zip(prompts, responses, principles)], STOP)]
     revisions = [v.strip() for v in generate([
         REVISION.format(prompt=p, response=r, critique_request=pr["critique"], critique=c, request=pr["revision"])
-        for p, r, c, pr in zip(prompts, responses, critiques, principles)])]
+        for p, r, c, pr in zip(prompts, responses, critiques, principles)], STOP)]
     pairs, counts = [], {"prompts": len(prompts), "empty": 0, "unchanged": 0, "kept": 0}
     for p, r, c, v, pr in zip(prompts, responses, critiques, revisions, principles):
         if not v or not r:

@@ -4,8 +4,9 @@
     {name: gopher_quality, min_words: 50, max_symbol_ratio: 0.1}
 
 `gopher_repetition` drops a document whose lines or paragraphs repeat (share of duplicate lines /
-paragraphs, and of the characters in them), whose most frequent word 2-, 3-, 4-gram covers too
-many characters, or whose duplicated 5..10-grams do; thresholds are the paper's. `gopher_quality`
+paragraphs, and of the characters in them), whose most frequent word 2-, 3-, 4-gram (occurring at
+least twice) covers too many characters, or whose duplicated 5..10-grams do; thresholds are the
+paper's, `ngram_scale` multiplies the n-gram ones (short documents repeat phrases more). `gopher_quality`
 drops documents outside a word-count range, with a mean word length outside [3, 10] characters,
 a symbol-to-word ratio (# and ...) above 0.1, over 90% of lines starting with a bullet, over 30%
 ending in an ellipsis, under 80% of words containing a letter, or fewer than two English stop words.
@@ -42,6 +43,8 @@ def top_ngram_share(words: list[str], n: int) -> float:
     if not grams:
         return 0.0
     gram, count = grams.most_common(1)[0]
+    if count < 2:
+        return 0.0  # nothing repeats
     return count * sum(len(w) for w in gram) / max(1, sum(len(w) for w in words))
 
 
