@@ -230,7 +230,8 @@ def revise_main(argv) -> int:
 
 def data_main(argv) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.split("\n\n")[0] + "\n\nsubcommands:")
+        print("usage: foundry data {" + ",".join(DATA_COMMANDS) + "} ...  (each with --help)\n\n"
+              + __doc__.split("\n\n")[0] + "\n\nsubcommands:")
         for name, (_, summary) in DATA_COMMANDS.items():
             print(f"  {name:<8} {summary}")
         return 0 if argv else 2
