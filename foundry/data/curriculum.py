@@ -4,7 +4,8 @@
       curriculum: {by: length, schedule: sqrt, start: 0.2, ramp: 0.5}
 
 Two parts. `by` (CURRICULA) orders the training documents easiest first: `none` keeps the source
-order, `length` puts short documents first. The token stream (or, with `data.packing: bin`, the
+order, `length` puts short documents first, `perplexity` puts first the documents a reference model
+(`reference: RUN`, foundry.training.reference) finds most predictable. The token stream (or, with `data.packing: bin`, the
 rows) is laid out in that order. `schedule` (SCHEDULES) then says how much of it batches are drawn
 from: at a share `p` of the budget, batches sample uniformly from the first `share(p)` of the
 ordered training data, rising from `start` at step 0 to all of it at `p = ramp` ("competence-based"
@@ -29,6 +30,11 @@ def source_order(documents: list[str], scores=None) -> list[float]:
 def by_length(documents: list[str], scores=None) -> list[float]:
     """`length`: characters; ties keep source order (the sort is stable)."""
     return [float(len(d)) for d in documents]
+
+
+def by_perplexity(documents: list[str], scores=None) -> list[float]:
+    """`perplexity`: bits per byte under the reference model (data.curriculum.reference), lowest first."""
+    return [float(s) for s in scores]
 
 
 def ordered_indices(by: str, documents: list[str], scores=None) -> list[int]:
@@ -81,11 +87,12 @@ def check(curriculum) -> str | None:
     return None
 
 
-NEEDS_REFERENCE: set[str] = set()
+NEEDS_REFERENCE = {"perplexity"}  # orderings that score documents with a reference model
 
 CURRICULA = {
     "none": source_order,
     "length": by_length,
+    "perplexity": by_perplexity,
 }
 
 SCHEDULES = {

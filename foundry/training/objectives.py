@@ -18,7 +18,7 @@ import hashlib
 import torch
 
 from foundry.data import build_tokenizer, load_dataset, load_preference_pairs
-from foundry.data.curriculum import available_share
+from foundry.data.curriculum import NEEDS_REFERENCE, available_share
 from foundry.data.packing import PACKINGS
 from foundry.errors import UserError
 from foundry.evaluation import val_metrics
@@ -31,7 +31,11 @@ class NextToken:
 
     def __init__(self, cfg, device, tokenizer=None):
         self.cfg, self.device = cfg, device
-        self.data = load_dataset(cfg.data)
+        reference = None
+        if cfg.data.curriculum.by in NEEDS_REFERENCE:
+            from foundry.training.reference import Reference
+            reference = Reference(cfg.data.curriculum.reference, device=str(device))
+        self.data = load_dataset(cfg.data, reference=reference)
         if tokenizer is not None and tokenizer.to_json() != self.data.tokenizer.to_json():
             raise UserError("train.init_from: the checkpoint's tokenizer differs from data.tokenizer's "
                             "on data.source; fine-tune with the same tokenizer")
