@@ -74,12 +74,12 @@ class ExactDuplicates:
         self.__dict__.update(settings)
 
     def reasons(self, documents, tokenizer=None):
-        seen, out = {}, []
-        for i, doc in enumerate(documents):
+        seen, out = set(), []
+        for doc in documents:
             digest = hashlib.sha256((normalized(doc) if self.normalize else doc).encode()).digest()
-            out.append(f"duplicate of document {seen[digest]}" if digest in seen else None)
-            seen.setdefault(digest, i)
-        return [None if r is None else "exact duplicate" for r in out]
+            out.append("exact duplicate" if digest in seen else None)
+            seen.add(digest)
+        return out
 
 
 def build_filter(spec, where: str = "data.filters"):

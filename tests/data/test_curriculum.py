@@ -22,8 +22,8 @@ def mixed_lengths(tmp_path):
     return str(path)
 
 
-def _config(source, steps=100):
-    return catalog.from_dict({"data": {"source": source, "val_fraction": 0.05},
+def _config(source, steps=100, packing="random"):
+    return catalog.from_dict({"data": {"source": source, "val_fraction": 0.05, "packing": packing},
                               "model": {"block_size": 16, "n_layer": 1, "n_embd": 32, "n_head": 2},
                               "train": {"batch_size": 64}, "budget": {"steps": steps}})
 
@@ -36,8 +36,9 @@ def _letters(objective, progress, draws=8):
     return {c: text.count(c) / len(text) for c in "smL"}
 
 
-def test_length_curriculum_makes_early_batches_short_and_late_ones_uniform(mixed_lengths):
-    plain = NextToken(_config(mixed_lengths), "cpu")
+@pytest.mark.parametrize("packing", ["random", "bin"])
+def test_length_curriculum_makes_early_batches_short_and_late_ones_uniform(mixed_lengths, packing):
+    plain = NextToken(_config(mixed_lengths, packing=packing), "cpu")
     mutated = apply(plain.cfg, "curriculum", "length")          # the mutation the supervisor draws
     curriculum = NextToken(mutated, "cpu")
     early, late, uniform = _letters(curriculum, 0.0), _letters(curriculum, 1.0), _letters(plain, 0.0)
