@@ -8,9 +8,10 @@ of randomly chosen originals, shuffled in. Each copy gets word-level edits (a wo
 or a random word inserted) at a rate drawn from 0..`--max-edit`, so its true Jaccard similarity to its
 original (over the filter's word 5-gram shingles) ranges from 1 down to well below the threshold.
 Ground truth: a copy is a true near duplicate when its exact shingle Jaccard with its original is >=
-the threshold. Recall: true near duplicates the filter removed / all true ones. Precision: removed
-documents whose exact Jaccard with the document they were matched to is >= the threshold / removed.
-Throughput: documents per second of the near_dup filter alone (signatures + LSH), one process.
+the threshold. Recall: true near duplicates the filter removed / all true ones (and per band of true
+Jaccard). Precision: removed documents whose exact Jaccard with the document they were matched to is
+>= the threshold / removed (the filter checks candidates exactly, so this measures that check).
+Throughput: documents per second of the near_dup filter alone (signatures, LSH, checks), one process.
 """
 import argparse
 import json

@@ -6,8 +6,10 @@
 A document is a near duplicate when the Jaccard similarity of its set of word n-grams (lower case)
 with an earlier kept document's is at least `threshold`. MinHash (Broder 1997) estimates that
 similarity from `num_perm` hash minima; locality-sensitive hashing (datasketch.MinHashLSH, its
-bands and rows chosen for the threshold) proposes candidates, and each candidate's estimated
-Jaccard is checked against the threshold before a document is dropped. The first copy is kept.
+bands and rows chosen for `threshold - CANDIDATE_MARGIN`, so that pairs just above the threshold are
+rarely missed) proposes candidates, and each candidate's Jaccard is computed exactly on the two
+shingle sets before a document is dropped, so nothing below the threshold is removed. The first
+copy is kept.
 Documents with fewer than `ngram` words are one shingle (their whole text).
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 from foundry.errors import UserError
 
 WORD = re.compile(r"\w+")
+CANDIDATE_MARGIN = 0.1  # LSH proposes pairs from threshold - margin; the exact check decides
 
 
 def shingles(text: str, ngram: int) -> set[bytes]:
@@ -35,19 +38,20 @@ def near_duplicate_pairs(documents: list[str], threshold: float = 0.8, num_perm:
                          ngram: int = 5) -> list[tuple[int, int, float]]:
     """(document, the earlier kept document it duplicates, estimated Jaccard) for each dropped one."""
     from datasketch import MinHashLSH
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    found, kept = [], {}
+    lsh = MinHashLSH(threshold=max(0.05, threshold - CANDIDATE_MARGIN), num_perm=num_perm)
+    found = []
     for i, sig in enumerate(signatures(documents, num_perm, ngram)):
-        best = None
+        best, mine = None, None
         for key in lsh.query(sig):
-            similarity = sig.jaccard(kept[key])
+            mine = mine or shingles(documents[i], ngram)
+            theirs = shingles(documents[key], ngram)
+            similarity = len(mine & theirs) / len(mine | theirs)  # exact, on the shingle sets
             if similarity >= threshold and (best is None or similarity > best[1]):
                 best = (key, similarity)
         if best is not None:
             found.append((i, best[0], round(best[1], 4)))
         else:
             lsh.insert(i, sig)
-            kept[i] = sig
     return found
 
 
