@@ -166,8 +166,11 @@ def _generator(args):
 
     def generate(prompts, stop):
         calls["n"] += 1
-        return sample(model, tokenizer, prompts, args.max_new, args.temperature, args.top_p, stop,
-                      seed=args.seed * 1000 + calls["n"], batch_size=args.batch_size)
+        start = time.perf_counter()
+        texts = sample(model, tokenizer, prompts, args.max_new, args.temperature, args.top_p, stop,
+                       seed=args.seed * 1000 + calls["n"], batch_size=args.batch_size)
+        print(f"  generated {len(prompts)} texts in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        return texts
     return generate, cfg.data.format
 
 
