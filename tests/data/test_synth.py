@@ -117,3 +117,22 @@ def test_synth_and_revise_commands_write_jsonl_with_provenance(tiny_run, tmp_pat
     assert counts["prompts"] == 3 and counts["kept"] + counts["empty"] + counts["unchanged"] == 3
     if counts["kept"]:
         assert all(p["constitution"] == "foundry_small" for p in load_preference_pairs(pairs_out))
+
+
+def test_critique_revision_pairs_train_with_dpo(tiny_run, tmp_path):
+    constitution = load_constitution(BUILTIN_CONSTITUTION)
+    stage = {"n": 0}
+
+    def generate(prompts, stop):
+        stage["n"] += 1
+        return [" sure, here it is" if stage["n"] == 1 else " a careful, honest answer" for _ in prompts]
+
+    pairs, _ = critique_revision(generate, [f"Question {i}?" for i in range(8)], constitution, seed=0)
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    (tmp_path / "dpo.yaml").write_text("name: dpo\n")
+    cfg = foundry.load_config(tmp_path / "dpo.yaml", [
+        f"data.source={path}", "train.loss=dpo", f"train.init_from={tiny_run}", "model.n_layer=1", "model.n_head=2",
+        "model.n_embd=32", "model.block_size=128", "train.batch_size=4", "budget.steps=2", "eval.interval=1000"])
+    summary = foundry.train(cfg, tmp_path / "run")
+    assert summary["status"] == "done" and summary["data"]["train_pairs"] == 7
