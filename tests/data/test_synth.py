@@ -12,7 +12,7 @@ from foundry import catalog
 from foundry.data.constitution import BUILTIN_CONSTITUTION, critique_revision, load_constitution
 from foundry.data.generation import sample
 from foundry.data.preference import load_preference_pairs
-from foundry.data.synth import response_prompt, rouge_l, self_instruct, words
+from foundry.data.synth import response_prompt, rouge_l, self_instruct
 from foundry.data.tokenizer import ByteTokenizer
 from foundry.model.gpt import GPT
 from tests.conftest import tiny_overrides
