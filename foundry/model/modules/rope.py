@@ -8,9 +8,9 @@ from foundry.model.protocols import Position
 
 
 def rope_tables(dim, positions, base):
-    """cos, sin of shape (T, dim) for the half-split layout."""
+    """cos, sin of shape (..., T, dim) for the half-split layout; positions (..., T)."""
     inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, device=positions.device).float() / dim))
-    angles = positions.float()[:, None] * inv_freq[None, :]  # (T, dim/2)
+    angles = positions.float()[..., None] * inv_freq  # (..., T, dim/2)
     angles = torch.cat([angles, angles], dim=-1)
     return angles.cos(), angles.sin()
 
