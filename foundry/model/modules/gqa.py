@@ -5,10 +5,9 @@
 Generation passes a per-layer `cache` dict that holds the keys and values seen so far.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from foundry.model.modules.masks import attention_mask, causal_mask
+from foundry.model.modules.masks import attention_mask, causal_mask, sdpa
 from foundry.model.protocols import Attention
 
 
@@ -54,11 +53,11 @@ class GroupedQueryAttention(Attention):
         dropout = self.dropout if self.training else 0.0
         gqa = self.n_kv != self.n_head
         if bias is None and not self.window and q.shape[2] == k.shape[2] and documents is None:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout,
+            return sdpa(q, k, v, is_causal=True, dropout_p=dropout,
                                                   enable_gqa=gqa)
         allowed = causal_mask(q_pos, k_pos, self.window)
         mask = attention_mask(q_pos, k_pos, bias, allowed if documents is None else allowed & documents.same)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype) if bias is not None else mask,
+        return sdpa(q, k, v, attn_mask=mask.to(q.dtype) if bias is not None else mask,
                                               dropout_p=dropout, enable_gqa=gqa)
 
 
