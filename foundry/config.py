@@ -6,7 +6,8 @@
     layer_config(cfg.model, 3)       # the settings of layer 3 (model.layers applied)
 
 A YAML file lists only what differs from the defaults below. Unknown keys and wrong types
-raise ConfigError naming the key. This file is the ground floor: it imports nothing from
+raise ConfigError naming the key. `model.preset: NAME` fills the model keys a file leaves out from
+a named shape (parse's `presets`; foundry.catalog passes foundry/zoo/presets.py). This file is the ground floor: it imports nothing from
 foundry but errors.py and io.py, so it cannot know the components; foundry.catalog.load
 (what every command uses) adds the component names and shapes to the checks.
 Derived values (kv heads, per-layer settings, the budget in tokens) are computed here and
