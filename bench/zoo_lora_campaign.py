@@ -38,7 +38,9 @@ def foundry(*args, cwd=None, check=True):
 def propose_lora() -> None:
     """proposer.command: the campaign's state as JSON on stdin -> YAML variants of the baseline,
     each one LoRA mutation (or lr) from foundry.mutate, none tried before."""
+    from agent.proposer import change_summary
     from foundry import catalog
+    from foundry.config import to_dict
     from foundry.errors import UserError
     from foundry.mutate import MUTATIONS, apply
     state = json.load(sys.stdin)
@@ -53,10 +55,10 @@ def propose_lora() -> None:
             child = apply(baseline, mutation_type, variant)
         except UserError:
             continue  # does not apply (e.g. a no-op) or refused
-        summary = f"{mutation_type}:{variant}"
+        summary = change_summary(baseline, child)  # what the ledger records for a proposer variant
         if summary not in tried and len(out) < 2:
-            from foundry.config import to_dict
-            out.append(yaml.safe_dump({k: v for k, v in to_dict(child).items() if k in ("train",)}))
+            tried.add(summary)
+            out.append(yaml.safe_dump({"train": to_dict(child)["train"]}))
     print("---\n".join(out))
 
 
@@ -105,7 +107,7 @@ def main() -> None:
     print(f"2. fine-tuning baseline {repo}/baselines/lora.yaml: init_from the import, LoRA r=4 alpha=8, "
           f"lr 1e-3, {args.finetune_tokens:,} tokens of tiny Shakespeare")
     print(f"3. foundry run --generations {args.generations} --population {args.population} (LoRA proposer)")
-    run = foundry("run", "--baseline", "baselines/lora.yaml", "--generations", args.generations, "--population",
+    foundry("run", "--baseline", "baselines/lora.yaml", "--generations", args.generations, "--population",
                   args.population, "--workers", "2", "--confirm-seeds", "2",
                   "--proposer-command", f"{sys.executable} {os.path.abspath(__file__)} --propose", cwd=repo)
     trials = json.loads(foundry("runs", "--json", cwd=repo).stdout)
@@ -113,13 +115,15 @@ def main() -> None:
     for t in sorted(trials, key=lambda t: (t["gen"], t["role"] != "screen", t["variant"], t["seed"])):
         metric = f"{t['metric']:.4f}" if t.get("metric") is not None else "-"
         print(f"{t['gen']:>3} {t['role']:<8} {t['variant'][:28]:<28} {t['seed']:>5} {t['status']:<7} {metric:>8}")
-    print("\n" + "\n".join(line for line in run.stdout.splitlines() if "promot" in line or "near miss" in line
-                           or "keep" in line.lower()))
+    log = os.path.join(repo, "experiments", "lora", "supervisor.log")
+    print("\ndecisions (supervisor.log):")
+    for line in open(log, encoding="utf-8"):
+        if any(word in line for word in (": PROMOTE", ": reject", "near miss", "candidate(s)")):
+            print("  " + line.strip())
     history = json.loads(foundry("history", "--json", cwd=repo).stdout)
-    print(f"\npromotions: {len(history)}")
+    print(f"\npromotions in git ({len(history)}):")
     for h in history:
-        print(f"  gen {h['generation']}: {h['subject'] if 'subject' in h else h.get('change', '')} "
-              f"(val_bpb {h['before']:.4f} -> {h['after']:.4f})")
+        print(f"  gen {h['generation']}: {h['subject']} (val_bpb {h['before']:.4f} -> {h['after']:.4f})")
     print(f"\nfinal baseline train section: {yaml.safe_load(open(os.path.join(repo, 'baselines', 'lora.yaml')))['train']}")
     print(f"(everything is in {work})")
 
