@@ -7,7 +7,7 @@ The "full budget" is --steps optimizer steps of the baseline (tokens = steps x 7
 scaled with it (100 of 2000 steps -> the same 5%) and validation uses the first 38,400 bytes. Reference:
 every variant plus the baseline trained once to the full budget. Search: ASHA (eta 3, grace =
 full / 27, four rungs) then deep confirmation of the top 2 over 2 seeds. Compute is the
-training FLOPs in the runs' summaries (6N + attention per token, foundry/model.py). Both
+training FLOPs in the runs' summaries (6N + attention per token, foundry/model/gpt.py). Both
 searches live in --out and resume when the script is run again.
 """
 import argparse

@@ -6,7 +6,7 @@
 Builds a temporary git repository holding baselines/tiny.yaml with a wall-clock budget of
 --seconds per trial, runs `foundry run --generations 1` on it with --workers CPU workers and
 reads the campaign's ledger. Figures:
-  trainer share     sum of summary.json wall_s (time inside foundry.train.train: data, model,
+  trainer share     sum of summary.json wall_s (time inside foundry.training.loop.train: data, model,
                     steps, eval, checkpoint) over worker time = workers x supervisor wall time
   overhead          1 - trainer share: the supervisor's start-up (its own and the per-worker
                     preloaders' torch imports, paid once per `foundry run`), trial start-up,

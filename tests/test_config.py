@@ -101,3 +101,70 @@ def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
     cfg = catalog.from_dict({"budget": {"steps": 5}})
     config.save(cfg, tmp_path / "a.yaml")
     assert [p.name for p in tmp_path.iterdir()] == ["a.yaml"]
+
+
+def test_one_budget_override_replaces_the_file_budget(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("budget: {tokens: 500000}\n")
+    cfg = catalog.load(path, ["budget.steps=30"])
+    assert (cfg.budget.steps, cfg.budget.tokens, cfg.budget.seconds) == (30, 0, 0.0)
+    assert catalog.load(path, ["budget.seconds=2.5"]).budget.tokens == 0
+    both = tmp_path / "both.yaml"
+    both.write_text("budget: {tokens: 500000, steps: 10}\n")
+    with pytest.raises(ConfigError, match="both.yaml: budget: set exactly one"):
+        catalog.load(both)
+
+
+def test_a_section_of_the_wrong_type_is_an_error_not_the_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: []\nbudget: {steps: 1}\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: model: expected a mapping, got \[\]"):
+        catalog.load(path)
+
+
+def test_layer_selectors():
+    assert config.layer_selector("3", 6) == [3]
+    assert config.layer_selector("-1", 6) == [5]
+    assert config.layer_selector("1::2", 6) == [1, 3, 5]
+    assert config.layer_selector("0:-1", 4) == [0, 1, 2]
+    for bad, reason in (("6", "out of range"), ("2:2", "selects no layer"), ("1:2:3:4", "not a slice")):
+        with pytest.raises(ValueError, match=reason):
+            config.layer_selector(bad, 6)
+
+
+def test_layer_config_applies_entries_in_file_order():
+    cfg = catalog.from_dict({"model": {"n_layer": 4, "block_size": 32, "layers": {
+        "0::2": {"attention": "sliding_window", "window": 8}, "2": {"window": 16}, "3": {"ffn": "moe"}}},
+        "budget": {"steps": 1}})
+    layers = [config.layer_config(cfg.model, i) for i in range(4)]
+    assert [(m.attention, m.window, m.ffn) for m in layers] == [
+        ("sliding_window", 8, "dense"), ("mha", 0, "dense"), ("sliding_window", 16, "dense"), ("mha", 0, "moe")]
+    assert layers[1] is cfg.model  # a layer without entries is the model-wide config itself
+    assert all(m.layers == {} for m in (layers[0], layers[2], layers[3]))
+
+
+def test_layers_are_validated_per_layer_and_hashed(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: {n_layer: 2, layers: {1: {attention: sliding_window}}}\nbudget: {steps: 1}\n")
+    with pytest.raises(ConfigError, match=r"model.layers \(layer 1\): model.attention: sliding_window needs "
+                                          r"model.window > 0"):
+        catalog.load(path)
+    base = {"model": {"n_layer": 2}, "budget": {"steps": 1}}
+    with pytest.raises(ConfigError, match="model.layers.1.n_embd: not a per-layer key"):
+        catalog.from_dict({**base, "model": {"n_layer": 2, "layers": {1: {"n_embd": 64}}}})
+    with pytest.raises(ConfigError, match="model.layers.5: layer 5 is out of range for n_layer=2"):
+        catalog.from_dict({**base, "model": {"n_layer": 2, "layers": {5: {"qk_norm": True}}}})
+    with pytest.raises(ConfigError, match="model.layers.1.window: expected int"):
+        catalog.from_dict({**base, "model": {"n_layer": 2, "layers": {1: {"window": "wide"}}}})
+    plain = catalog.from_dict(base)
+    mixed = catalog.from_dict({**base, "model": {"n_layer": 2, "layers": {1: {"qk_norm": True}}}})
+    assert config.config_hash(plain) != config.config_hash(mixed)
+    assert config.diff(plain, mixed) == {"model.layers": ({}, {"1": {"qk_norm": True}})}
+    path.write_text(config.dumps(mixed))
+    assert catalog.load(path) == mixed
+
+
+def test_hash_covers_only_values_that_differ_from_the_defaults():
+    minimal = catalog.from_dict({"budget": {"steps": 5}})
+    spelled_out = catalog.from_dict({**config.to_dict(config.Config()), "budget": {"steps": 5}})
+    assert config.config_hash(minimal) == config.config_hash(spelled_out)

@@ -1,4 +1,5 @@
-"""Mutations of the model: attention kind, FFN, depth, width, heads, norms, positions, loss.
+"""Mutations of the model: attention kind, FFN, per-layer patterns, depth, width, heads, norms,
+positions, loss.
 
 Each is `name(cfg, variant) -> new Config` built through edit.with_values (input untouched,
 result validated). The registry ARCHITECTURE at the end maps type -> (function, variants).
@@ -23,6 +24,21 @@ def attention(cfg, variant):
                    "model.window": max(1, m.block_size // 8), "model.stride": max(1, m.block_size // 8)},
     }[variant]
     return with_values(cfg, {**_ATTENTION_EXTRAS, **settings})
+
+
+def layers(cfg, variant):
+    """Layers that differ (model.layers): local sliding-window attention on every other layer with
+    full attention between (as Gemma 2 / nanochat's window pattern), on all but the last layer, or a
+    mixture of experts on every other layer (GShard / Switch interleaving); `uniform` clears them."""
+    m = cfg.model
+    local = {"attention": "sliding_window", "window": max(1, m.block_size // 4), "n_kv_head": 0}
+    if variant != "uniform" and m.n_layer < 2:
+        raise NotApplicable(f"model.n_layer={m.n_layer}: a layer pattern needs at least 2 layers")
+    pattern = {"uniform": {}, "local_global": {"0::2": local}, "local_but_last": {"0:-1": local},
+               "moe_alternate": {"1::2": {"ffn": "moe", "n_experts": 4, "top_k": 2}}}[variant]
+    if pattern == m.layers:
+        raise NotApplicable(f"model.layers is already {variant}")
+    return with_values(cfg, {"model.layers": pattern})
 
 
 def ffn(cfg, variant):
@@ -61,6 +77,8 @@ def heads(cfg, variant):
 
 def mlp_ratio(cfg, variant):
     """Hidden width of the MLP as a multiple of n_embd."""
+    if cfg.model.mlp_hidden:
+        raise NotApplicable(f"model.mlp_hidden={cfg.model.mlp_hidden} sets the MLP width; mlp_ratio is not read")
     return with_values(cfg, {"model.mlp_ratio": float(variant)})
 
 
@@ -113,6 +131,7 @@ def loss(cfg, variant):
 ARCHITECTURE = {
     "attention": (attention, ("mha", "gqa_1kv", "gqa_2kv", "mla", "sliding_window", "sparse")),
     "ffn": (ffn, ("dense", "moe", "moe_8x1")),
+    "layers": (layers, ("uniform", "local_global", "local_but_last", "moe_alternate")),
     "depth": (depth, ("minus1", "plus1", "half", "double")),
     "width": (width, ("x0.75", "x1.5", "x2")),
     "heads": (heads, ("x0.5", "x2")),
@@ -120,7 +139,7 @@ ARCHITECTURE = {
     "context": (context, ("x0.5", "x2")),
     "norm": (norm, ("rmsnorm", "layernorm")),
     "qk_norm": (qk_norm, ("on", "off")),
-    "activation": (activation, ("gelu", "swiglu", "glu", "relu2")),
+    "activation": (activation, ("gelu", "gelu_exact", "swiglu", "glu", "relu2")),
     "position": (position, ("rope", "alibi", "learned", "none")),
     "tie_embeddings": (tie_embeddings, ("on", "off")),
     "dropout": (dropout, ("0", "0.1")),

@@ -32,10 +32,33 @@ def test_checkpoint_default_task_is_bpb(foundry_checkpoint, capsys, tiny_text):
 
 def test_hugging_face_folder_through_the_same_path(hf_folder, data_env, capsys):
     code = eval_main([hf_folder, "--tasks", "mmlu,gsm8k,preference", "--limit", "2", "--max-new-tokens", "4",
-                      "--json"])
+                      "--json", "--shots", "0"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["kind"] == "HuggingFaceLM" and report["block_size"] == 64
     assert [report["tasks"][t]["n"] for t in ("mmlu", "gsm8k", "preference")] == [2, 2, 2]
+    # the scores are the model's own: each MMLU answer's log-probability recomputed with transformers
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from foundry.benchmarks.mmlu import LETTERS, format_question, header
+    from tests.benchmarks.conftest import MMLU_ROWS
+    model, tok = AutoModelForCausalLM.from_pretrained(hf_folder).eval(), AutoTokenizer.from_pretrained(hf_folder)
+    mmlu = report["tasks"]["mmlu"]
+    for item in mmlu["items"]:
+        row = MMLU_ROWS[item["subject"]][item["index"]]
+        question = {"question": row[0], "choices": row[1:5], "answer": row[5]}
+        prompt = tok.encode(header(item["subject"]) + format_question(question, False))
+        expected = []
+        for letter in LETTERS:
+            answer = tok.encode(f" {letter}")
+            ids = (prompt + answer)[max(0, len(prompt) + len(answer) - 1 - 64):]  # the 64-token context keeps the end
+            with torch.no_grad():
+                logits = model(torch.tensor([ids[:-1]])).logits[0].float().log_softmax(-1)
+            start = len(ids) - len(answer)
+            expected.append(sum(logits[start - 1 + i, t].item() for i, t in enumerate(answer)))
+        assert item["logprobs"] == pytest.approx(expected, abs=1e-3)
+        assert item["pred"] == LETTERS[max(range(4), key=expected.__getitem__)]
+    assert mmlu["micro_acc"] == sum(it["correct"] for it in mmlu["items"]) / 2
 
 
 def test_samples_need_no_model(data_env, tmp_path, capsys):

@@ -48,11 +48,19 @@ def eval_line(line):
     return int(a) + int(b) == int(total)
 
 
-def test_mqar_scores_only_query_positions(tiny_lm):
+def test_mqar_scores_only_query_positions(tiny_lm, bigram):
     result = MQAR(EvalOptions(limit=6, seed=5)).evaluate(tiny_lm)
-    assert result["queries"] == 6 * MQAR.pairs and result["n"] == 6
-    assert 0.0 <= result["score"] <= 1.0 and result["chance"] == pytest.approx(0.1)
+    assert result["queries"] == 6 * MQAR.pairs and result["n"] == 6 and result["chance"] == pytest.approx(0.1)
     assert result["items"][0]["text"] == "".join(t for t, _ in mqar_segments(random.Random(5), MQAR.pairs))
+    # a model that always answers "3" after a colon is right exactly on the queries whose value is 3
+    # (the colons of the context are not scored: a scorer that counted them would get another figure)
+    exact = MQAR(EvalOptions(limit=20, seed=5)).evaluate(bigram({":": "3"}))
+    asked = [q.split(":")[1] for it in exact["items"] for q in it["text"].split(" |")[1].split()]
+    assert len(asked) == exact["queries"] == 20 * MQAR.pairs
+    expected = sum(value == "3" for value in asked) / len(asked)
+    assert 0 < expected < 1 and exact["score"] == pytest.approx(expected)
+    assert [it["correct"] for it in exact["items"]] == [
+        sum(q.split(":")[1] == "3" for q in it["text"].split(" |")[1].split()) for it in exact["items"]]
 
 
 def test_addition_exact_match_with_a_bigram_model(bigram):

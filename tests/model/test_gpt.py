@@ -81,3 +81,21 @@ def test_dropout_only_in_training():
     assert torch.equal(model(idx), model(idx))
     model.train()
     assert not torch.equal(model(idx), model(idx))
+
+
+def test_layers_can_differ_and_still_decode_exactly():
+    torch.manual_seed(0)
+    cfg = make(n_layer=3, layers={"0::2": {"attention": "sliding_window", "window": 6, "qk_norm": True},
+                                  "1": {"ffn": "moe", "activation": "swiglu"}})
+    model = GPT(cfg).eval()
+    kinds = [(type(b.attn).__name__, type(b.ffn).__name__) for b in model.blocks]
+    assert kinds == [("SlidingWindowAttention", "DenseFFN"), ("MultiHeadAttention", "MixtureOfExperts"),
+                     ("SlidingWindowAttention", "DenseFFN")]
+    assert model.blocks[0].attn.q_norm is not None and model.blocks[1].attn.q_norm is None
+    idx = torch.randint(0, 50, (2, 20))
+    full = model(idx)
+    caches = [{} for _ in model.blocks]
+    parts = [model(idx[:, :7], caches, 0)] + [model(idx[:, t:t + 1], caches, t) for t in range(7, 20)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+    uniform = GPT(make(n_layer=3))
+    assert model.num_params() > uniform.num_params()  # the MoE layer holds 4 experts

@@ -70,3 +70,28 @@ def test_evolve_cli_rejects_bad_settings(tmp_path, capsys):
     from foundry.cli import main
     assert main(["evolve", "--population", "1", "--dir", str(tmp_path / "e")]) == 2
     assert "population >= 2" in capsys.readouterr().err
+
+
+def test_evolve_cli_with_the_real_trainer(tmp_path, tiny_text, capsys):
+    """`foundry evolve` end to end on real (tiny) training runs: every member's objective is the
+    val_bpb its own run folder's summary reports, and children carry their stacked mutations."""
+    from foundry.cli import main
+    from foundry.config import save
+    from foundry.io import read_summary
+    from tests.conftest import tiny_overrides
+    save(load("baselines/tiny.yaml", tiny_overrides(tiny_text, steps=6)), tmp_path / "tiny.yaml")
+    code = main(["evolve", "--baseline", str(tmp_path / "tiny.yaml"), "--population", "3", "--sample", "2",
+                 "--cycles", "2", "--jobs", "2", "--seed", "1", "--dir", str(tmp_path / "evo"), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["members"] == 5 and report["cycles"] == 2
+    state = json.loads((tmp_path / "evo" / "evolution.json").read_text())
+    finished = [m for m in state["members"].values() if m["objective"] is not None]
+    assert len(finished) >= 4  # a mutation may fail to train; the rest are real runs
+    for member in finished:
+        runs = [d for d in (tmp_path / "evo" / "runs").iterdir() if d.name.startswith(member["id"])]
+        (summary,) = [read_summary(d) for d in runs]
+        assert summary["status"] == "done" and summary["val_bpb"] == pytest.approx(member["objective"])
+    children = [m for m in state["members"].values() if not m["initial"]]
+    assert len(children) == 2 and all(len(load(c["config"]).mutations) >= 1 for c in children)
+    assert report["best"]["objective"] == min(m["objective"] for m in finished)

@@ -138,4 +138,31 @@ def test_sweep_cli_end_to_end_with_the_real_trainer(tmp_path, tiny_text, capsys)
     report = json.loads(capsys.readouterr().out)
     assert {r["label"] for r in report["ranking"]} == {"baseline", "lr:x2"}
     assert all(r["metric"] > 0 and r["tokens_per_s"] > 0 and r["qpc"] is not None for r in report["ranking"])
-    assert report["winner"] in ("baseline", "lr:x2")
+    metrics = {r["label"]: r["metric"] for r in report["ranking"]}
+    assert metrics["baseline"] != metrics["lr:x2"]  # two different trainings, not one copied
+    assert report["winner"] == min(metrics, key=metrics.get)  # val_bpb: the lowest wins
+    assert report["lower_is_better"] is True
+
+
+def test_eval_task_ranking_promotes_the_variant_that_scores_higher(tmp_path, tiny_text):
+    """The success path of `sweep --eval-task --promote` with the real trainer and `foundry eval`:
+    a learning rate too low to learn much in 12 steps loses to twice that rate on every seed, so the
+    variant's bpb task score is higher (better) and it is committed."""
+    repo = git.Repo.init(tmp_path)
+    with repo.config_writer() as w:
+        w.set_value("user", "name", "t").set_value("user", "email", "t@t")
+    cfg = load("baselines/tiny.yaml", tiny_overrides(tiny_text, steps=12) + ["train.lr=3e-4", "train.min_lr=3e-5"])
+    cfg.name = "base"
+    path = str(tmp_path / "base.yaml")
+    save(cfg, path)
+    repo.index.add([path])
+    repo.index.commit("init")
+    code = main(["sweep", "lr", "x2", "--baseline", path, "--eval-task", "bpb", "--seeds", "2", "--promote",
+                 "--min-delta", "0", "--z", "1", "--jobs", "2", "--dir", str(tmp_path / "s"), "--json"])
+    assert code == 0
+    commit = repo.head.commit
+    assert commit.message.startswith("promote base: lr:x2 (bpb ")
+    before, after = (float(line.split(": ")[1]) for line in commit.message.splitlines()
+                     if line.startswith(("Foundry-Before:", "Foundry-After:")))
+    assert after > before  # task scores: higher is better, and the winner is higher
+    assert load(path).train.lr == pytest.approx(6e-4)

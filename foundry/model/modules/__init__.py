@@ -44,7 +44,8 @@ class component_file:
     def __exit__(self, kind, error, traceback):
         if error is None or not issubclass(kind, Exception):
             return False
-        where = os.path.relpath(self.path, os.path.dirname(os.path.dirname(os.path.dirname(self.path))))
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(self.path))))
+        where = os.path.relpath(self.path, package_parent)  # foundry/model/modules/NAME.py
         BROKEN[where] = f"{kind.__name__}: {error}".splitlines()[0]
         for name in registered_names(self.path):
             BROKEN_NAMES.setdefault(name, where)
@@ -84,6 +85,9 @@ with component_file("learned.py"):
 with component_file("rope.py"):
     from foundry.model.modules import rope
     POSITIONS.update(rope.POSITIONS)
+with component_file("llama3_rope.py"):
+    from foundry.model.modules import llama3_rope
+    POSITIONS.update(llama3_rope.POSITIONS)
 with component_file("alibi.py"):
     from foundry.model.modules import alibi
     POSITIONS.update(alibi.POSITIONS)
