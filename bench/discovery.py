@@ -2,7 +2,7 @@
 learned proposer, every promotion re-checked afterwards on 3 fresh seeds never used in the campaign.
 
     FOUNDRY_DATA=../shared/data python bench/discovery.py [--hours 2] [--workers 2] [--population 3]
-        [--proposers random,learned] [--out experiments/bench/discovery] [--smoke]
+        [--steps N] [--eval-bytes B] [--proposers random,learned] [--out experiments/bench/discovery] [--smoke]
 
 Per proposer, a clone of this checkout's HEAD in OUT/PROPOSER/repo is the supervised repository:
 promotions are commits there, never here, and its own foundry runs (agent/code.py). The campaign
@@ -19,7 +19,9 @@ from the clone's git history) are trained on seeds 9000001..9000003. A promotion
 its mean improvement on those seeds is positive (the paired t-test's p is shown too), else
 overturned. Figures: val_bpb of the first and the last baseline on the fresh seeds and the
 reduction, promotions kept / overturned, trials per hour, campaign hours, mean load average.
---smoke shrinks the baseline (30 steps) to test the bench itself in minutes.
+--steps N shrinks the baseline's budget to N steps (warmup N/20, as the baseline's 100 of 2000) and
+--eval-bytes B its validation slice, for a machine that cannot train 2000-step trials fast enough;
+the sizes are written into the clone's baseline commit. --smoke (30 steps) tests the bench itself.
 Render the campaign reports afterwards: foundry report OUT/PROPOSER/repo/experiments/discovery-PROPOSER.
 """
 import argparse
@@ -51,7 +53,24 @@ def load_state(path: str) -> dict:
     return json.load(open(path)) if os.path.exists(path) else {"spent_s": 0.0, "load": []}
 
 
-def clone(out: str, smoke: bool) -> git.Repo:
+def sizes(args) -> tuple[dict, str]:
+    """(baseline settings the bench changes, the commit message saying so)."""
+    if args.smoke:
+        return SMOKE, "bench: smoke-sized baseline"
+    changes = {section: dict(values) for section, values in ONE_EVAL.items()}
+    what = ["validate once, at the end"]
+    if args.steps:
+        changes["budget"] = {"steps": args.steps}
+        changes["train"] = {"warmup_steps": max(1, args.steps // 20)}
+        changes["eval"]["interval"] = args.steps
+        what.append(f"{args.steps} steps (warmup {max(1, args.steps // 20)})")
+    if args.eval_bytes is not None:
+        changes["eval"]["bytes"] = args.eval_bytes
+        what.append(f"eval.bytes {args.eval_bytes}")
+    return changes, "bench: " + ", ".join(what)
+
+
+def clone(out: str, args) -> git.Repo:
     folder = os.path.join(out, "repo")
     if os.path.isdir(folder):
         return git.Repo(folder)
@@ -61,11 +80,12 @@ def clone(out: str, smoke: bool) -> git.Repo:
         cw.set_value("user", "email", "bench@localhost")
     path = os.path.join(folder, BASELINE)
     data = yaml.safe_load(open(path))
-    for section, values in (SMOKE if smoke else ONE_EVAL).items():
+    changes, message = sizes(args)
+    for section, values in changes.items():
         data.setdefault(section, {}).update(values)
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
     repo.index.add([BASELINE])
-    repo.index.commit("bench: " + ("smoke-sized baseline" if smoke else "validate once, at the end"))
+    repo.index.commit(message)
     return repo
 
 
@@ -79,7 +99,7 @@ def campaign(proposer: str, args) -> dict:
     os.makedirs(out, exist_ok=True)
     state_path = os.path.join(out, "state.json")
     state = load_state(state_path)
-    repo = clone(out, args.smoke)
+    repo = clone(out, args)
     root = repo.working_tree_dir
     left = args.hours * 3600 - state["spent_s"]
     if left > 0:
@@ -190,6 +210,8 @@ def main() -> int:
     p.add_argument("--population", type=int, default=3)
     p.add_argument("--proposers", default="random,learned")
     p.add_argument("--out", default=os.path.join(REPO, "experiments", "bench", "discovery"))
+    p.add_argument("--steps", type=int, help="the baseline's budget in steps (default: its own, 2000)")
+    p.add_argument("--eval-bytes", type=int, help="the baseline's eval.bytes (default: its own, the whole split)")
     p.add_argument("--smoke", action="store_true", help="a 30-step baseline: test the bench in minutes")
     p.add_argument("--one-at-a-time", action="store_true", help="run the proposers' campaigns one after the other")
     args = p.parse_args()
