@@ -390,6 +390,8 @@ def flat(cfg: Config) -> dict:
         if top.name in SECTIONS:
             for f in dataclasses.fields(value):
                 leaf = getattr(value, f.name)
+                if dataclasses.is_dataclass(leaf):   # a nested section (data.curriculum): as to_dict has it
+                    leaf = dataclasses.asdict(leaf)
                 out[f"{top.name}.{f.name}"] = copy.deepcopy(leaf) if isinstance(leaf, (list, dict)) else leaf
         else:
             out[top.name] = copy.deepcopy(value) if isinstance(value, (list, dict)) else value

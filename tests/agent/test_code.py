@@ -1,6 +1,8 @@
 """Trials run the code the ledger fingerprints (agent/code.py): a supervisor started from another
 checkout's `foundry` in a second checkout re-executes itself with that checkout's code, its
-trials import it, and the fingerprint is that checkout's; a trial that ran other code fails."""
+trials import it, and the fingerprint is that checkout's; a promotion made there names that
+checkout's commit as its code, and a fresh clone at that commit holds the code that ran and the
+promoted baseline; a trial that ran other code fails."""
 import json
 import os
 import shutil
@@ -15,7 +17,9 @@ from agent import code
 from agent.ledger import Ledger
 from foundry.errors import UserError
 from foundry.lineage.repo import code_fingerprint, imported_root, running_code
-from tests.agent.agent_fixtures import REPO_ROOT, tiny_baseline
+from foundry.catalog import load
+from foundry.config import config_hash
+from tests.agent.agent_fixtures import GOOD_LR, REPO_ROOT, queue, tiny_baseline
 
 
 def second_checkout(path) -> git.Repo:
@@ -41,10 +45,12 @@ def second_checkout(path) -> git.Repo:
 def test_a_second_checkout_runs_its_own_code(tmp_path):
     repo = second_checkout(str(tmp_path / "second"))
     root = repo.working_tree_dir
+    started_at = repo.head.commit.hexsha
+    queue(repo, "good_lr.yaml", GOOD_LR)            # a clear win: one promotion, committed in this checkout
     script = os.path.join(os.path.dirname(sys.executable), "foundry")   # the installed console script
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", code.REEXEC_MARK)}
     done = subprocess.run([script, "run", "--generations", "1", "--population", "1", "--workers", "1",
-                           "--confirm-seeds", "0", "--no-noise-control"], cwd=root, env=env,
+                           "--confirm-seeds", "0", "--no-noise-control", "--min-delta", "0"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "holds its own foundry package" in done.stdout and "Restarting" in done.stdout
@@ -53,8 +59,23 @@ def test_a_second_checkout_runs_its_own_code(tmp_path):
     assert trials and all(t["status"] == "done" for t in trials)
     for t in trials:
         assert os.path.realpath(json.loads(t["summary"])["code_root"]) == os.path.realpath(root)
-        assert t["fingerprint"] == code_fingerprint(repo)
-    assert led.generation(1)["fingerprint"] == code_fingerprint(repo) != code_fingerprint(git.Repo(REPO_ROOT))
+        assert t["fingerprint"] == started_at[:12]             # the commit the trials ran
+    assert led.generation(1)["fingerprint"] == started_at[:12] != code_fingerprint(git.Repo(REPO_ROOT))
+
+    # the promotion's code origin: the second checkout's commit, which a fresh clone reproduces
+    (commit,) = [c for c in repo.iter_commits() if c.summary.startswith("promote ")]
+    assert "NO NOISE CONTROL" in commit.message
+    (code_line,) = [line for line in commit.message.splitlines() if line.startswith("Code: ")]
+    assert code_line == f"Code: {started_at[:12]}"                  # clean: no "+dirty" hash
+    clone = git.Repo.clone_from(root, str(tmp_path / "third"))
+    clone.git.checkout(code_line.split()[1])
+    for package in ("foundry", "agent"):                           # the clone holds exactly the code that ran
+        assert clone.head.commit.tree[package].hexsha == repo.commit(started_at).tree[package].hexsha
+        assert clone.head.commit.tree[package].hexsha == commit.tree[package].hexsha
+    clone.git.checkout(commit.hexsha)
+    promoted = load(os.path.join(clone.working_tree_dir, "baselines", "tiny.yaml"))
+    (trial,) = [t for t in trials if t["variant"] != "baseline"]
+    assert config_hash(promoted) == trial["config_hash"] and promoted.train.lr == 3e-3
 
 
 def test_refuses_when_the_repositorys_code_cannot_be_made_to_run(tmp_path, monkeypatch):
