@@ -195,7 +195,7 @@ def test_ranking_on_a_benchmark_task_promotes_the_higher_scorer(tmp_path):
     baseline["eval"].update(tasks=["bpb"], limit=4)
     repo = make_repo(str(tmp_path / "repo"), baseline)
     queue(repo, "good_lr.yaml", GOOD_LR)
-    done = foundry(repo, *RUN, "--generations", "1", "--confirm-seeds", "1", "--metric", "rank_score",
+    done = foundry(repo, *RUN, "--generations", "1", "--confirm-seeds", "2", "--metric", "rank_score",
                    "--higher-is-better")
     assert done.returncode == 0, done.stdout + done.stderr
     (commit,) = promote_commits(repo)
