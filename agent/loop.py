@@ -51,7 +51,7 @@ class Stopped(Exception):
 
 class Supervisor:
     def __init__(self, repo: git.Repo, baseline_path: str, campaign_dir: str, settings, view, poll_s=0.25,
-                 pool=None):
+                 pool: WorkerPool | None = None):
         self.repo, self.root = repo, repo.working_tree_dir
         self.baseline_path, self.rel = os.path.abspath(baseline_path), relpath(repo, baseline_path)
         self.dir, self.campaign = os.path.abspath(campaign_dir), os.path.basename(os.path.abspath(campaign_dir))
@@ -70,7 +70,7 @@ class Supervisor:
     # ---------------------------------------------------------------- the outer loop
     def run(self, generations: int | None = None, hours: float | None = None) -> int:
         self.ledger.set_meta("root", self.root)
-        self.pool.warm()   # the preloaders import torch while the ledger and proposals are read
+        self.pool.warm()   # the preloader imports torch while the ledger and proposals are read
         self.reconcile()
         deadline = time.time() + hours * 3600 if hours else None
         workers = ", ".join(f"{w.name}={w.device}" for w in self.pool.workers)
