@@ -14,8 +14,9 @@ uniformly to keep exploring. Numeric knobs (NUMERIC: lr, warmup, weight_decay) h
 variants "up" and "down"; the size of the step comes from Optuna's TPE sampler fitted on this
 baseline's trials of that knob in that direction ("lr:x1.37"). When two or more near-misses of
 different types stand against the current baseline, the best two are stacked into one candidate
-("a+b"). Configs already screened against this baseline, no-ops and mutations that do not apply
-are never proposed. pick() chooses what the supervisor confirms: the best estimate among this
+("a+b"). Configs already screened against this baseline, earlier baselines of the lineage (undoing
+a promotion, e.g. context:x2 right after context:x0.5 won: the type's estimate would favour it),
+no-ops and mutations that do not apply are never proposed. pick() chooses what the supervisor confirms: the best estimate among this
 generation's candidates and those screened earlier against the same baseline and never confirmed
 (waiting()), if it clears CONFIRM_MARGIN; a confirmation costs 6 to 12 trials, a screen one.
 """
@@ -236,7 +237,7 @@ def propose(baseline, n: int, seed: int, ledger, bhash: str, promotion, skip=lam
 
     rng = random.Random(seed)
     est = Estimates(ledger, bhash, promotion.lower_is_better)
-    out, seen = [], {bhash}
+    out, seen = [], {bhash} | {g["baseline_hash"] for g in ledger.generations()}   # earlier baselines lost
 
     def fresh(cfg) -> bool:
         h = config_hash(cfg)

@@ -107,3 +107,17 @@ def test_two_near_misses_of_different_types_are_stacked(tmp_path):
     assert learned._ages(led, bhash)[bhash] == 0 and learned._ages(led, bhash)["A"] == 1
     again = learned.propose(baseline, 2, 0, led, bhash, PromotionSettings())
     assert [p.mutation for p in again] == [p.mutation for p in props]
+
+
+def test_propose_never_undoes_a_promotion(tmp_path):
+    """After context:x0.5 was promoted, the context family's estimate is high; context:x2 would give
+    back the earlier baseline, already beaten, and is never proposed."""
+    led = Ledger(os.path.join(tmp_path, "ledger.sqlite"))
+    before = from_dict(BASE)
+    after = apply(before, "context", "x0.5")
+    fill(led, 1, config_hash(before), [trial(1, "baseline", "", 1, 2.0), trial(1, "baseline", "", 11, 2.01),
+                                       trial(1, "v1", "context:x0.5", 1, 1.9, chash=config_hash(after))])
+    assert config_hash(apply(after, "context", "x2")) == config_hash(before)
+    labels = [p.mutation for seed in range(10)
+              for p in learned.propose(after, 3, seed, led, config_hash(after), PromotionSettings())]
+    assert labels and "context:x2" not in labels
