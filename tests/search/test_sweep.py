@@ -158,7 +158,7 @@ def test_eval_task_ranking_promotes_the_variant_that_scores_higher(tmp_path, tin
     repo.index.add([path])
     repo.index.commit("init")
     code = main(["sweep", "lr", "x2", "--baseline", path, "--eval-task", "bpb", "--seeds", "2", "--promote",
-                 "--min-delta", "0", "--z", "1", "--jobs", "2", "--dir", str(tmp_path / "s"), "--json"])
+                 "--min-delta", "0", "--alpha", "0.16", "--jobs", "2", "--dir", str(tmp_path / "s"), "--json"])
     assert code == 0
     commit = repo.head.commit
     assert commit.message.startswith("promote base: lr:x2 (bpb ")
