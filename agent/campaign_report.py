@@ -122,8 +122,9 @@ def markdown(data: dict, name: str, metric: str, pngs: list[str]) -> str:
               for p in data["promotions"]] or ["| - | none | | | | | |"]
     lines += ["", "## Effect of each mutation type (relative improvement vs the same-seed baseline)", "",
               "| type | mean | 95% CI | trials |", "|---|---|---|---|"]
-    lines += [f"| {e['type']} | {100 * e['mean']:+.2f}% | [{100 * e['lo']:+.2f}%, {100 * e['hi']:+.2f}%] | {e['n']} |"
-              for e in data["effects"]]
+    lines += [f"| {e['type']} | {100 * e['mean']:+.2f}% | "
+              + (f"[{100 * e['lo']:+.2f}%, {100 * e['hi']:+.2f}%]" if e["n"] >= 2 else "n/a (one trial)")
+              + f" | {e['n']} |" for e in data["effects"]]
     lines += ["", "## Compute", "", f"- training: {c['train_flops']:.3g} FLOPs, {c['train_tokens']:,} tokens",
               f"- trials: {c['cpu_hours']:.2f} CPU-worker hours, {c['gpu_hours']:.2f} GPU hours", "",
               "## Failed trials", ""]
