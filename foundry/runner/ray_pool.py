@@ -217,8 +217,9 @@ class RayPool:
     def _adopt(self, spec, actor, info: dict, now: float) -> Event:
         worker = Worker(f"ray:{info['node']}", f"cuda:{info['gpus']}" if info["gpus"] else "cpu")
         timeout = spec.timeout_s if spec.timeout_s is not None else self.timeout_s
-        self.active[spec.trial_id] = _Remote(spec, worker, actor, actor.wait.remote(), now,
-                                             now + timeout if timeout else None)
+        started = info["started_at"]   # on the node's clock: an adopted trial started before this driver
+        self.active[spec.trial_id] = _Remote(spec, worker, actor, actor.wait.remote(), started,
+                                             max(now, started) + timeout if timeout else None)
         return Event("started", spec, worker, info["pid"])
 
     def _request(self, spec: TrialSpec) -> dict:

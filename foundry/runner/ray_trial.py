@@ -1,7 +1,7 @@
 """One trial on a Ray node: the actor that ray_pool.RayPool starts per trial (never used by hand).
 
     runner = TrialRunner()            # as a detached Ray actor named by the trial id
-    info = runner.start(request)      # {"pid", "node", "gpus", "shared"}: the trainer process started
+    info = runner.start(request)      # {"pid", "node", "gpus", "shared", "started_at"}: the trainer started
     runner.started()                  # the same, or None (a restarted driver asks)
     outcome = runner.wait()           # {"returncode", "summary", "log_tail", "kill_reason"[, "files"]}
     runner.stop("timeout", grace_s)   # SIGTERM its process group, SIGKILL after grace_s
@@ -116,6 +116,7 @@ class TrialRunner:
                                          env=env, cwd=code, start_new_session=True, preexec_fn=die_with_parent)
         self.kill_reason = ""
         self.info = {"pid": self.proc.pid, "node": ray.util.get_node_ip_address(), "shared": self.shared,
+                     "started_at": time.time(),
                      "gpus": os.environ.get("CUDA_VISIBLE_DEVICES", "") if r["gpus"] else ""}
 
     def started(self) -> dict | None:
