@@ -233,6 +233,9 @@ class FullyShard(DataParallel):
                                           options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         if not self.is_main:
             return None, None
+        for name, tensor in weights.items():   # a gathered shard may view a padded buffer: save its own storage
+            if tensor.untyped_storage().nbytes() != tensor.numel() * tensor.element_size():
+                weights[name] = tensor.clone()
         first = {}
         for name, param in model.named_parameters(remove_duplicate=False):
             weights[name] = weights[first.setdefault(id(param), name)]   # tied: one tensor, saved once
