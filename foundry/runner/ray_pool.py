@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from foundry.errors import UserError
 from foundry.io import read_summary
 from foundry.runner.pool import TRAIN_COMMAND, Event, TrialResult, TrialSpec, Worker, classify
-from foundry.runner.ray_trial import TOKEN_NAME, TrialRunner, unpack
+from foundry.runner.ray_trial import TOKEN_NAME, TrialRunner, pack, unpack
 
 RAY_MISSING = "the Ray backend needs Ray: pip install -e '.[ray]' (or pip install 'ray>=2.9')"
 FOUNDRY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -233,7 +233,7 @@ class RayPool:
         with open(spec.config_path, encoding="utf-8") as f:
             config_text = f.read()
         resume = spec.resume and os.path.isdir(os.path.join(spec.out_dir, "checkpoint"))
-        files = [self.ray.put(_pack_run(spec.out_dir))] if resume else []   # fetched only off shared storage
+        files = [self.ray.put(pack(spec.out_dir, skip=(TOKEN_NAME,)))] if resume else []   # fetched off shared storage only
         tail = (["--resume"] if resume else []) + (["--nproc", str(self.size(spec))] if self.size(spec) > 1 else [])
         env = {k: v for k, v in os.environ.items() if k.startswith("FOUNDRY_")}
         env.update(OMP_NUM_THREADS=str(self.cpus_per_trial), MKL_NUM_THREADS=str(self.cpus_per_trial))
@@ -300,7 +300,3 @@ class RayPool:
         return TrialResult(run.spec.trial_id, status, outcome["returncode"], summary, reason, outcome["log_tail"],
                            run.worker.name, run.worker.device, run.started_at, time.time())
 
-
-def _pack_run(out_dir: str) -> bytes:
-    from foundry.runner.ray_trial import pack
-    return pack(out_dir, skip=(TOKEN_NAME,))
