@@ -6,7 +6,7 @@ batches, preference pairs, constitutions and synthesis.
     x, y = get_batch(ds.train, batch_size, block_size, np.random.default_rng(seed))
     x, y, doc_ids = PACKINGS[cfg.data.packing](ds, block_size).batch(batch_size, rng)
 
-Files: tokenizer.py (TOKENIZERS), sources.py (data.source), formats.py (FORMATS, jinja2 chat
+Files: tokenizer.py (TOKENIZERS), hf_tokenizer.py (the hf kind), sources.py (data.source), formats.py (FORMATS, jinja2 chat
 templates, assistant spans, SPECIAL_TOKENS), filters.py (FILTERS; dedupe.py MinHash, quality.py Gopher
 rules), curriculum.py (CURRICULA, SCHEDULES), documents.py (training split -> tokens), packing.py
 (PACKINGS), cache.py (token cache), dataset.py (load_dataset, get_batch), preference.py
@@ -25,6 +25,7 @@ from foundry.data.dataset import (
 )
 from foundry.data.filters import FILTERS, apply_filters
 from foundry.data.formats import FORMATS, render_record
+from foundry.data.hf_tokenizer import HFTokenizer, load_tokenizer_file
 from foundry.data.packing import PACKINGS
 from foundry.data.preference import load_preference_pairs
 from foundry.data.sources import Source, expand_path, read_source
@@ -38,8 +39,9 @@ from foundry.data.tokenizer import (
 )
 
 __all__ = [
-    "CURRICULA", "SCHEDULES", "DOCUMENT_SEPARATOR", "FILTERS", "FORMATS", "PACKINGS", "apply_filters", "TOKENIZERS", "BpeTokenizer", "ByteTokenizer", "CharTokenizer",
-    "Dataset", "Source", "build_tokenizer", "cache_root", "expand_path", "get_batch", "load_dataset",
+    "CURRICULA", "SCHEDULES", "DOCUMENT_SEPARATOR", "FILTERS", "FORMATS", "PACKINGS", "apply_filters", "TOKENIZERS",
+    "BpeTokenizer", "ByteTokenizer", "CharTokenizer", "Dataset", "HFTokenizer", "Source", "build_tokenizer", "cache_root",
+    "expand_path", "get_batch", "load_dataset", "load_tokenizer_file",
     "load_preference_pairs", "order_documents", "read_source", "render_record", "split_documents",
     "tokenizer_from_json",
 ]

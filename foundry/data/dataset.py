@@ -11,6 +11,7 @@ within a split are joined with DOCUMENT_SEPARATOR. char and bpe vocabularies: ch
 corpus (so validation text always encodes), bpe trained on the training split only (a chat format's
 markers kept as special tokens). Filters, curricula, packing and loss masks (documents.py) change
 the training split only: validation is always the split's text, joined, so val metrics compare.
+A tokenizer `hf` is loaded from data.tokenizer_path as it is (its content hash joins the cache key).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from foundry.data.constitution import load_constitution, system_message
 from foundry.data.documents import encode_documents, filter_and_order, token_filters, train_spans
 from foundry.data.filters import build_filter
 from foundry.data.formats import SPECIAL_TOKENS
+from foundry.data.hf_tokenizer import fixed_tokenizer
 from foundry.data.sources import read_source
 from foundry.data.tokenizer import build_tokenizer, tokenizer_from_json
 from foundry.errors import UserError
@@ -64,7 +66,7 @@ def split_documents(documents: list[str], val_fraction: float) -> tuple[list[str
     return train, val
 
 
-def _settings(data_cfg, constitution: str | None = None, reference=None) -> dict:
+def _settings(data_cfg, constitution: str | None = None, reference=None, fixed=None) -> dict:
     """The config values that change the cached tokens (everything else can vary freely). Settings
     added later enter only when they differ from their defaults, so older cache entries stay valid."""
     settings = {"tokenizer": data_cfg.tokenizer, "val_fraction": data_cfg.val_fraction,
@@ -76,7 +78,9 @@ def _settings(data_cfg, constitution: str | None = None, reference=None) -> dict
              "loss_on": data_cfg.loss_on if data_cfg.loss_on != "all" else None,
              "constitution_sha256": cache.sha256_text(constitution) if constitution else None,
              "special_tokens": list(_special_tokens(data_cfg)) or None,
-             "reference": reference.identity if reference is not None else None}
+             "reference": reference.identity if reference is not None else None,
+             # a given tokenizer (hf): its content, wherever the file lies
+             "tokenizer_sha256": cache.sha256_text(fixed.to_json()) if fixed is not None else None}
     return {**settings, **{k: v for k, v in later.items() if v is not None}}
 
 
@@ -84,7 +88,7 @@ def _special_tokens(data_cfg) -> tuple:
     return SPECIAL_TOKENS.get(data_cfg.format, ()) if data_cfg.tokenizer == "bpe" else ()
 
 
-def _build(source, data_cfg, reference=None):
+def _build(source, data_cfg, reference=None, fixed=None):
     """Tokenize a source: (train ids, val ids, tokenizer, val UTF-8 bytes, extra arrays, filter report)."""
     train_docs, val_docs = split_documents(source.documents, data_cfg.val_fraction)
     spans = train_spans(source.spans, train_docs) if data_cfg.loss_on == "assistant" else None
@@ -94,7 +98,8 @@ def _build(source, data_cfg, reference=None):
     per_document = data_cfg.packing != "random" or spans is not None  # runs that need document offsets
     # char: the whole corpus (the per-document stream also ends with a separator)
     vocab_text = train_text if data_cfg.tokenizer == "bpe" else train_text + val_text + DOCUMENT_SEPARATOR * per_document
-    tokenizer = build_tokenizer(data_cfg.tokenizer, vocab_text, data_cfg.bpe_vocab_size, _special_tokens(data_cfg))
+    tokenizer = fixed or build_tokenizer(data_cfg.tokenizer, vocab_text, data_cfg.bpe_vocab_size,
+                                         _special_tokens(data_cfg))
     if any(build_filter(spec).needs_tokenizer for spec in data_cfg.filters):
         train_docs, spans, more = token_filters(train_docs, spans, data_cfg, tokenizer)
         report += more
@@ -117,7 +122,8 @@ def load_dataset(data_cfg, cache_dir=None, reference=None) -> Dataset:
     inputs is a cache hit. `reference` (identity, score(documents)) serves curricula that need a model."""
     constitution = system_message(load_constitution(data_cfg.constitution)) if data_cfg.constitution else None
     source = read_source(data_cfg.source, data_cfg.field, data_cfg.format, constitution)
-    settings = _settings(data_cfg, constitution, reference)
+    fixed = fixed_tokenizer(data_cfg)
+    settings = _settings(data_cfg, constitution, reference, fixed)
     spec = data_cfg.source if data_cfg.source == "builtin" else os.path.abspath(
         os.path.expanduser(os.path.expandvars(data_cfg.source)))
     identity = cache.sha256_text(json.dumps({"source": spec, **settings}, sort_keys=True))[:12]
@@ -127,7 +133,7 @@ def load_dataset(data_cfg, cache_dir=None, reference=None) -> Dataset:
 
     entry, status = cache.lookup(root, name, key), "hit"
     if entry is None:
-        train, val, tokenizer, val_bytes, extra, report = _build(source, data_cfg, reference)
+        train, val, tokenizer, val_bytes, extra, report = _build(source, data_cfg, reference, fixed)
         manifest = {"source": data_cfg.source, "source_hash": source.hash, "source_meta": source.meta,
                     "tokenizer": tokenizer.name, "vocab_size": tokenizer.vocab_size, "val_bytes": val_bytes,
                     "filter_report": report, **settings}

@@ -45,7 +45,6 @@ from foundry.weights.checkpoint import (
 )
 from foundry.weights.lora import apply_lora
 
-
 COMPILE_WARMUP_STEPS = 3  # with train.compile: steps whose time includes compilation
 
 

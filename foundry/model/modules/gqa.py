@@ -3,12 +3,13 @@
 `mha`: every query head has its own key/value head (n_kv_head = n_head).
 `gqa`: n_kv_head groups shared by n_head // n_kv_head query heads each; 1 = multi-query.
 Generation passes a per-layer `cache` dict that holds the keys and values seen so far.
+`model.qkv_bias` gives the query/key/value projections biases and the output none (Qwen2);
+`model.bias` gives all of them one.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from foundry.model.modules.masks import attention_mask, causal_mask
+from foundry.model.modules.masks import attention_mask, causal_mask, sdpa
 from foundry.model.protocols import Attention
 
 
@@ -18,8 +19,9 @@ class GroupedQueryAttention(Attention):
     def __init__(self, cfg):
         super().__init__()
         self.n_head, self.n_kv, self.head_dim = cfg.n_head, cfg.kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * self.head_dim, bias=cfg.bias)
-        self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv * self.head_dim, bias=cfg.bias)
+        qkv_bias = cfg.bias or cfg.qkv_bias
+        self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * self.head_dim, bias=qkv_bias)
+        self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv * self.head_dim, bias=qkv_bias)  # [k; v]
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.q_norm = self.k_norm = None
         if cfg.qk_norm:
@@ -54,11 +56,11 @@ class GroupedQueryAttention(Attention):
         dropout = self.dropout if self.training else 0.0
         gqa = self.n_kv != self.n_head
         if bias is None and not self.window and q.shape[2] == k.shape[2] and documents is None:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout,
+            return sdpa(q, k, v, is_causal=True, dropout_p=dropout,
                                                   enable_gqa=gqa)
         allowed = causal_mask(q_pos, k_pos, self.window)
         mask = attention_mask(q_pos, k_pos, bias, allowed if documents is None else allowed & documents.same)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype) if bias is not None else mask,
+        return sdpa(q, k, v, attn_mask=mask.to(q.dtype) if bias is not None else mask,
                                               dropout_p=dropout, enable_gqa=gqa)
 
 

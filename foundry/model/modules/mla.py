@@ -8,10 +8,9 @@ and the shared rope key: (kv_lora_rank + rope_dim) numbers per token and layer i
 2 * n_embd. Honours model.qk_norm (norm over each full head before rotation).
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from foundry.model.modules.masks import causal_mask
+from foundry.model.modules.masks import causal_mask, sdpa
 from foundry.model.protocols import Attention, Position
 
 
@@ -58,7 +57,7 @@ class MultiHeadLatentAttention(Attention):
         mask = None if T == S else causal_mask(q_pos, k_pos)  # (T, S); a fresh sequence is plain causal
         if documents is not None:
             mask = causal_mask(q_pos, k_pos) & documents.same  # (B, 1, T, T)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+        y = sdpa(q, k, v, attn_mask=mask, is_causal=mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 

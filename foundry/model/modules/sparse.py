@@ -7,10 +7,9 @@ plus "summary" columns, the last token of every `model.stride`-token span (j % s
 The pattern is a boolean (Tq, Tk) mask passed to SDPA, so it costs dense compute; it changes
 what the model can see, not its speed. Keys/values may be grouped as in gqa (model.n_kv_head).
 """
-import torch.nn.functional as F
 
 from foundry.model.modules.gqa import GroupedQueryAttention
-from foundry.model.modules.masks import attention_mask
+from foundry.model.modules.masks import attention_mask, sdpa
 
 
 def sparse_mask(q_pos, k_pos, block: int, stride: int):
@@ -31,7 +30,7 @@ class SparseAttention(GroupedQueryAttention):
         bias = position.bias(self.n_head, q_pos, k_pos)  # (H, Tq, Tk) or None
         allowed = sparse_mask(q_pos, k_pos, self.block, self.stride)
         mask = attention_mask(q_pos, k_pos, bias, allowed if documents is None else allowed & documents.same)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask if bias is None else mask.to(q.dtype),
+        return sdpa(q, k, v, attn_mask=mask if bias is None else mask.to(q.dtype),
                                               dropout_p=self.dropout if self.training else 0.0,
                                               enable_gqa=self.n_kv != self.n_head)
 
