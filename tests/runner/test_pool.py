@@ -194,3 +194,21 @@ def test_preloaded_trials_run_the_real_cli_and_orphans_are_found_by_their_log(tm
         assert proc.poll() == -9
     finally:
         preloader.close()
+
+
+def test_a_trial_of_two_workers_trains_on_two_processes_with_the_real_trainer(tmp_path, tiny_text):
+    """devices_per_trial=2 on CPU workers: the preloaded worker starts `foundry train ... --nproc 2`
+    (torchrun, DDP) and the trial, holding both workers, writes one summary."""
+    from tests.conftest import REPO, tiny_overrides
+    pool = WorkerPool(plan_workers(2, gpus=[], cores=2), grace_s=0.5, devices_per_trial=2)
+    trial = TrialSpec("pair", os.path.join(REPO, "baselines", "tiny.yaml"), str(tmp_path / "runs" / "pair"),
+                      tiny_overrides(tiny_text, 2))
+    try:
+        assert pool.free_slots() == 1
+        (result,) = pool.run([trial])
+    finally:
+        pool.close()
+    assert result.status == "done", result.log_tail
+    assert (result.summary["strategy"], result.summary["world_size"], result.summary["steps"]) == ("ddp", 2, 2)
+    assert result.worker == "cpu0+cpu1"
+    assert open(os.path.join(trial.out_dir, "train.log")).read().count("torchrun: 2 processes") == 1

@@ -151,3 +151,15 @@ def test_ranks_split_batches_and_the_validation_slice_into_equal_shares(tiny_tex
     mean = sum(val_metrics(model, s, cfg, 1.0, "cpu")["val_loss"] for s in shares) / 2
     assert mean == pytest.approx(whole["val_loss"], rel=1e-6)
     assert val_share(tokens, block, 8, 0, 3) is tokens   # 8 windows do not split in 3: each rank scores all
+
+
+def test_torchrun_by_hand_runs_foundry_train_as_a_module(tiny_text, tmp_path):
+    """`torchrun --nproc-per-node 2 -m foundry.train CONFIG ...`: torchrun's own launcher, no --nproc."""
+    out = tmp_path / "by-hand"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           "-m", "foundry.train", BASE, *tiny_overrides(tiny_text, 2), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["status"], summary["strategy"], summary["world_size"], summary["steps"]) == ("done", "ddp", 2, 2)
+    assert done.stdout.count("\nstatus: done\n") == 1   # rank 1 prints nothing
