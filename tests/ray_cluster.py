@@ -33,7 +33,7 @@ def start_head(log_path: str, cpus: int = 2) -> tuple[subprocess.Popen, str]:
                                 start_new_session=True)
     address = f"127.0.0.1:{port}"
     import ray
-    deadline = time.time() + 180
+    deadline = time.time() + 300   # a loaded machine (2 cores shared by many) takes minutes
     while True:   # up when a driver connects and sees the node's CPUs
         try:
             ray.init(address=address, logging_level="ERROR", log_to_driver=False)
@@ -45,7 +45,9 @@ def start_head(log_path: str, cpus: int = 2) -> tuple[subprocess.Popen, str]:
             ray.shutdown()
         if head.poll() is not None or time.time() > deadline:
             stop_head(head)
-            raise RuntimeError(f"ray start --head did not come up; see {log_path}")
+            with open(log_path, errors="replace") as f:
+                tail = f.read()[-2000:]
+            raise RuntimeError(f"ray start --head did not come up (exit code {head.poll()}); {log_path} ends:\n{tail}")
         time.sleep(1)
     return head, address
 
