@@ -8,11 +8,15 @@ the loss curves agree.
 Each run is `foundry train CONFIG budget.steps=S ... --nproc N` in a subprocess, one after
 another and repeated --rounds times in turn (1, DDP, FSDP, 1, ...), so a busy machine slows all
 alike; the load average is printed with the figures. The processes share the cores: a 1-process
-run gets all of them as threads, N processes cores/N threads each. tokens/s is the summary's
-(global tokens over training time: evaluation, start-up and torchrun excluded); `max rel dloss`
-is the largest |loss_N - loss_1| / loss_1 over the steps of the curve against the 1-process run of
-the same round (same config, same global batch). On GPUs (--gpt2-small) each rank takes a GPU;
-MFU is against the data-sheet bf16 peak of all of them.
+run gets all of them as threads, N processes cores/N threads each; on a machine whose cores are
+oversubscribed (load average well above the cores) 2 OpenMP threads wait on each other and run
+several times slower than 1, so measure there with --threads 1 as well (every process 1 thread).
+tokens/s is the summary's (global tokens over training time: evaluation, start-up and torchrun
+excluded); `max rel dloss` is the largest |loss_N - loss_1| / loss_1 over the steps of the curve
+against the 1-process run of the same round (same config, same global batch). On GPUs
+(--gpt2-small) each rank takes a GPU; MFU is against the data-sheet bf16 peak of all of them (on
+a CPU against a matmul peak measured once per thread count and cached, so CPU MFU figures are not
+comparable between thread counts).
 """
 import argparse
 import json
