@@ -3,6 +3,7 @@
     foundry run [--baseline baselines/tiny.yaml] [--campaign NAME] [--generations N | --hours H]
                 [--population P] [--workers N|auto] [--proposer random|learned] [--confirm-seeds K]
                 [--max-confirm-seeds M] [--alpha A] [--min-delta D] [--equal tokens|flops] ...
+                [--gpus-per-trial K] [--backend local|ray [--address auto|local|HOST:PORT]]
     foundry status [--campaign NAME] [--json]
     foundry runs [--campaign NAME] [--status S] [--gen G] [--variant V] [--limit N] [--json]
     foundry history [--baseline PATH] [--json]
@@ -29,14 +30,16 @@ from agent.report import runs_json, runs_table, status, status_table
 from foundry.errors import UserError
 from foundry.lineage.history import promotions
 from foundry.lineage.repo import check_committed, open_repo, relpath
-from foundry.runner.pool import WorkerPool, plan_workers
+from foundry.runner.backends import add_backend_arguments, open_pool, pool_namespace
 
 FLAGS = {"population": "search.population", "workers": "search.workers", "seed": "search.seed",
          "trial_timeout": "search.trial_timeout_s", "keep_checkpoints": "search.keep_checkpoints",
          "proposer": "search.proposer", "metric": "promotion.metric", "confirm_seeds": "promotion.confirm_seeds",
          "max_confirm_seeds": "promotion.max_confirm_seeds", "min_delta": "promotion.min_delta",
          "alpha": "promotion.alpha", "equal": "promotion.equal", "no_noise_control": "promotion.no_noise_control",
-         "proposer_command": "proposer.command"}
+         "proposer_command": "proposer.command",
+         "backend": "search.backend", "address": "search.address", "gpus_per_trial": "search.gpus_per_trial",
+         "cpus_per_trial": "search.cpus_per_trial"}
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -88,6 +91,10 @@ def run_main(argv) -> int:
     p.add_argument("--no-noise-control", dest="no_noise_control", action="store_const", const=True,
                    help="allow --confirm-seeds 0: one screening seed decides (the commit says so)")
     p.add_argument("--proposer-command", help="shell command: leaderboard JSON on stdin, YAML variants out")
+    p.add_argument("--gpus-per-trial", type=int, help="devices each trial takes and trains on with as many "
+                                                      "processes (DDP/FSDP; CPU workers without GPUs; default 1)")
+    add_backend_arguments(p)
+    p.add_argument("--cpus-per-trial", type=int, help="with --backend ray: CPUs each trial process asks for (default 1)")
     args = p.parse_args(argv)
     if args.generations is not None and args.generations < 1:
         raise UserError(f"--generations: must be at least 1, got {args.generations}")
@@ -121,9 +128,13 @@ def _run_locked(args, repo, campaign: str, campaign_dir: str, lock: CampaignLock
         settings.baseline = rel
     baseline_path = os.path.join(repo.working_tree_dir, settings.baseline)
     # Start-up: the pool's preloader starts importing torch first, while this process imports
-    # it too (for validation) and reads the ledger; nothing here has imported torch yet.
-    pool = WorkerPool(plan_workers(settings.worker_count()), timeout_s=settings.search.trial_timeout_s,
-                      cwd=repo.working_tree_dir, env=trial_env(repo.working_tree_dir))   # the repository's code
+    # it too (for validation) and reads the ledger; nothing here has imported torch yet. On Ray
+    # this connects to the cluster (no Ray installed: one line saying how, nothing written).
+    s = settings.search
+    pool = open_pool(s.backend, settings.worker_count(), devices_per_trial=s.gpus_per_trial,
+                     cpus_per_trial=s.cpus_per_trial, address=s.address or None, timeout_s=s.trial_timeout_s,
+                     cwd=repo.working_tree_dir, namespace=pool_namespace(campaign_dir),
+                     env=trial_env(repo.working_tree_dir))   # trials run the repository's code
     pool.warm()
     try:
         return _supervise(args, repo, baseline_path, campaign_dir, settings, settings_path, lock, pool)

@@ -9,8 +9,8 @@ confirm (the best candidate and the baseline on k fresh seeds, one more while th
 test is unclear; agent/decide.py) -> transfer (optional: both at a larger scale) -> promote
 (intent recorded, then one git commit) -> cleanup (checkpoints of discarded variants deleted)
 -> done. Every candidate trains the baseline's tokens or FLOPs (agent/compute.py). Trials run
-as subprocesses on foundry.runner.pool (a test may pass its own `pool`); this process is the
-ledger's only writer.
+as subprocesses on the pool of search.backend (foundry.runner.backends: this machine's workers
+or a Ray cluster; a test may pass its own `pool`); this process is the ledger's only writer.
 """
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ from foundry.lineage.promotion import (
     promote,
 )
 from foundry.lineage.repo import relpath, running_code
-from foundry.runner.pool import TrialSpec, WorkerPool, kill_orphan, plan_workers
+from foundry.runner.backends import open_pool, pool_namespace
+from foundry.runner.pool import TrialSpec, kill_orphan
 
 NOTHING_TO_TRY = "no new candidates to try"
 
@@ -51,15 +52,17 @@ class Stopped(Exception):
 
 class Supervisor:
     def __init__(self, repo: git.Repo, baseline_path: str, campaign_dir: str, settings, view, poll_s=0.25,
-                 pool: WorkerPool | None = None):
+                 pool=None):   # a pool of runner/backends.py; default: opened from settings.search
         self.repo, self.root = repo, repo.working_tree_dir
         self.baseline_path, self.rel = os.path.abspath(baseline_path), relpath(repo, baseline_path)
         self.dir, self.campaign = os.path.abspath(campaign_dir), os.path.basename(os.path.abspath(campaign_dir))
         self.settings, self.view, self.poll_s = settings, view, poll_s
         self.ledger = Ledger(os.path.join(self.dir, "ledger.sqlite"))
-        self.pool = pool or WorkerPool(plan_workers(settings.worker_count()),
-                                       timeout_s=settings.search.trial_timeout_s, cwd=self.root,
-                                       env=code.trial_env(self.root))   # trials run this repository's code
+        s = settings.search
+        self.pool = pool or open_pool(s.backend, settings.worker_count(), devices_per_trial=s.gpus_per_trial,
+                                      cpus_per_trial=s.cpus_per_trial, address=s.address or None,
+                                      timeout_s=s.trial_timeout_s, cwd=self.root, namespace=pool_namespace(self.dir),
+                                      env=code.trial_env(self.root))   # trials run this repository's code
         self.queue_wait_s = 60.0   # how long to wait for queue files when nothing new is left to try
         self.stop_signal = None
         self._fingerprint = (0.0, "")
@@ -103,10 +106,13 @@ class Supervisor:
         return 0
 
     def reconcile(self) -> None:
-        """After a crash: no trainer of ours may still write; unfinished trials go back to the queue."""
-        for trial in self.ledger.trials(status="running"):
-            kill_orphan(trial["pid"], trial["run_dir"])
-        requeued = self.ledger.requeue_unfinished()
+        """After a crash: trials still running on a cluster are re-attached, no other trainer of ours
+        may still write, and the unfinished trials go back to the queue."""
+        running = self.ledger.trials(status="running")
+        kept = self.pool.recover([(self.trial_spec(t), t["pid"]) for t in running])
+        if kept:
+            self.view.log(f"resume: re-attached {len(kept)} trial(s) still running: {', '.join(sorted(kept))}")
+        requeued = self.ledger.requeue_unfinished(keep=kept)
         if requeued:
             self.view.log(f"resume: re-queued {len(requeued)} unfinished trial(s): "
                           + ", ".join(t["id"] for t in requeued))
@@ -357,10 +363,7 @@ class Supervisor:
 
     def run_queued(self, gen: int) -> None:
         for t in self.ledger.trials(gen=gen, status="queued"):
-            out = os.path.join(self.root, t["run_dir"])
-            resume = os.path.isdir(os.path.join(out, "checkpoint"))   # continue an interrupted attempt
-            self.pool.submit(TrialSpec(t["id"], os.path.join(self.root, t["config_path"]), out,
-                                       [f"train.seed={t['seed']}"], resume=resume))
+            self.pool.submit(self.trial_spec(t))
         while self.pool.busy():
             for event in self.pool.poll():
                 self.on_event(event)
@@ -369,6 +372,12 @@ class Supervisor:
             self.view.update([progress_line(s.trial_id, w.name, started, read_progress(s.out_dir))
                               for s, w, started in self.pool.running()])
             time.sleep(self.poll_s)
+
+    def trial_spec(self, t: dict) -> TrialSpec:
+        out = os.path.join(self.root, t["run_dir"])
+        resume = os.path.isdir(os.path.join(out, "checkpoint"))   # continue an interrupted attempt
+        return TrialSpec(t["id"], os.path.join(self.root, t["config_path"]), out, [f"train.seed={t['seed']}"],
+                         resume=resume)
 
     def on_event(self, event) -> None:
         tid = event.spec.trial_id

@@ -1,6 +1,7 @@
 """Campaign settings: experiments/CAMPAIGN/campaign.yaml, written on the first `foundry run`.
 
     search:    population, workers (auto | N), seed, trial_timeout_s, keep_checkpoints,
+               gpus_per_trial, backend (local | ray), address, cpus_per_trial,
                proposer (random | learned: which proposer fills the slots queue and command leave)
     promotion: metric, lower_is_better, confirm_seeds, max_confirm_seeds, alpha, min_delta,
                no_noise_control, equal (tokens | flops), transfer ({key: xF | value}), transfer_seeds
@@ -21,6 +22,7 @@ import yaml
 from foundry.config import ConfigError, build_dataclass
 from foundry.errors import UserError
 from foundry.io import atomic_write_text
+from foundry.runner.backends import BACKENDS
 
 CHECKPOINT_POLICIES = ("promoted", "all", "none")
 PROPOSERS = ("random", "learned")
@@ -35,6 +37,10 @@ class SearchSettings:
     trial_timeout_s: float = 7200.0
     keep_checkpoints: str = "promoted"   # promoted | all | none: which checkpoints survive ranking
     proposer: str = "learned"       # random | learned (agent/learned.py): the mutation registry's proposer
+    gpus_per_trial: int = 1         # devices a trial takes (GPUs, or CPU workers without GPUs), one process each
+    backend: str = "local"          # local | ray: where trials run (foundry/runner/backends.py)
+    address: str = ""               # ray: auto (also ""), local, or HOST:PORT of the cluster
+    cpus_per_trial: int = 1         # ray: CPUs each trial process asks the cluster for
 
 
 @dataclass
@@ -80,6 +86,10 @@ def check(s: Settings, path: str) -> None:
     if s.search.keep_checkpoints not in CHECKPOINT_POLICIES:
         raise UserError(f"{path}: search.keep_checkpoints: unknown {s.search.keep_checkpoints!r} "
                         f"(valid: {', '.join(CHECKPOINT_POLICIES)})")
+    if s.search.backend not in BACKENDS:
+        raise UserError(f"{path}: search.backend: unknown {s.search.backend!r} (valid: {', '.join(BACKENDS)})")
+    if s.search.gpus_per_trial < 1 or s.search.cpus_per_trial < 1:
+        raise UserError(f"{path}: search.gpus_per_trial/cpus_per_trial: must be at least 1")
     if s.search.trial_timeout_s <= 0:
         raise UserError(f"{path}: search.trial_timeout_s: must be positive")
     p = s.promotion
