@@ -1,0 +1,1 @@
+"""Hugging Face <-> Foundry (placeholder docstring, rewritten below)."""
