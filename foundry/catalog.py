@@ -131,6 +131,8 @@ def validate(cfg: Config) -> None:
     check_name("data.curriculum", d.curriculum, CURRICULA)
     if not 0.0 < d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
+    if d.tokenizer == "hf" and not d.tokenizer_path:
+        raise ConfigError("data.tokenizer: hf needs data.tokenizer_path (a tokenizer.json, or a folder or run holding one)")
     if d.tokenizer == "bpe" and d.bpe_vocab_size < 256:
         raise ConfigError(f"data.bpe_vocab_size: must be at least 256 (the byte alphabet), got {d.bpe_vocab_size}")
     if d.format != "none" and not d.source.endswith(".jsonl"):

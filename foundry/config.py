@@ -111,7 +111,8 @@ class TrainConfig:
 @dataclass
 class DataConfig:
     source: str = "builtin"     # builtin | a text file | a folder or glob | file.jsonl
-    tokenizer: str = "byte"     # byte | char | bpe
+    tokenizer: str = "byte"     # byte | char | bpe | hf
+    tokenizer_path: str = ""    # hf: a tokenizer.json, or a Hugging Face folder / Foundry run holding one
     field: str = "text"         # JSONL field to read
     val_fraction: float = 0.1
     bpe_vocab_size: int = 512
