@@ -62,3 +62,36 @@ def save_tiny(folder, family: str, seed: int = 0, max_shard_size=None, **extra) 
 def load_hf(folder):
     import transformers as tf
     return tf.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32).eval()
+
+
+def save_foundry_run(run_dir, model, cfg, tokenizer) -> str:
+    """A Foundry run folder holding `model` as its checkpoint (what training would leave)."""
+    from foundry.weights.checkpoint import save_checkpoint
+    os.makedirs(run_dir, exist_ok=True)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.0)
+    save_checkpoint(os.fspath(run_dir), model, optimizer, cfg, tokenizer, {"step": 0})
+    return os.fspath(run_dir)
+
+
+def load_reporting(folder):
+    """(model, problems): AutoModelForCausalLM.from_pretrained, with every missing / unexpected /
+    mismatched key and every warning or warning-level log line it produced."""
+    import logging
+    import warnings
+
+    import transformers as tf
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = tf.logging.get_logger("transformers")
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model, info = tf.AutoModelForCausalLM.from_pretrained(folder, output_loading_info=True)
+    finally:
+        logger.removeHandler(handler)
+    problems = [f"{kind}: {keys}" for kind, keys in info.items() if keys]
+    problems += [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+    problems += [str(w.message) for w in caught if "is_gradient_checkpointing" not in str(w.message)]
+    return model.eval(), problems
