@@ -85,7 +85,7 @@ def export_run(run: str, out_dir: str, family: str | None = None, lora: str = "m
     log(f"exporting {run} as {chosen.name} -> {out_dir}")
     with atomic_folder(out_dir) as tmp:
         if lora == "adapter":
-            written = write_adapter(tmp, chosen, cfg, reader, base=cfg.train.init_from)
+            written = write_adapter(tmp, chosen, cfg, reader)
             return {"family": chosen.name, "out": os.path.abspath(out_dir), **written,
                     "seconds": round(time.perf_counter() - start, 3)}
         specs, get = merged_weights(reader, cfg.train)
