@@ -7,6 +7,7 @@
 `train.loss` picks the loss and the loss names its objective (`objective` on the loss class,
 registry OBJECTIVES at the end): `next_token`, or `preference` (dpo), which trains on
 {prompt, chosen, rejected} JSONL records against a frozen copy of the starting weights.
+A fused model (`fusion:` section, foundry/fusion/) trains on `fusion`: its mixture of sources.
 Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from foundry.data import build_tokenizer, get_batch, load_dataset, load_preference_pairs
 from foundry.errors import UserError
 from foundry.evaluation import val_metrics
+from foundry.fusion.objective import FusionObjective
 from foundry.hardware import autocast
 from foundry.training.losses import LOSSES
 
@@ -100,8 +102,9 @@ class Preference:
 
 
 def build_objective(cfg, device, tokenizer=None):
-    """The objective the loss asks for (`Loss.objective`), from OBJECTIVES."""
-    return OBJECTIVES[LOSSES[cfg.train.loss].objective](cfg, device, tokenizer)
+    """The objective the loss asks for (`Loss.objective`), or `fusion` for a fused model, from OBJECTIVES."""
+    name = "fusion" if cfg.model_kind == "fusion" else LOSSES[cfg.train.loss].objective
+    return OBJECTIVES[name](cfg, device, tokenizer)
 
 
-OBJECTIVES = {"next_token": NextToken, "preference": Preference}
+OBJECTIVES = {"next_token": NextToken, "preference": Preference, "fusion": FusionObjective}
