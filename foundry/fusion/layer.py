@@ -12,9 +12,10 @@ every expert keeps the position handling it was trained with. A path runs on its
 and in its weights' dtype; hidden states cross devices at the adapters. Every path runs on every
 token (its attention needs the whole sequence, and its KV cache must stay complete); the router's
 weights, sparse for the token router, decide what each contributes. The output's value is the
-gated combination (routers.py); its gradient is also that of the router's own mixture, so every
-path's adapters and the router learn from the first step, while the output stays exactly the init
-path until the gate opens (a straight-through estimator: value of one, gradient of both).
+gated combination (routers.py); its gradient is also that of the router's own mixture, so the
+router and the other paths' adapters learn from the first step, while the output stays exactly the
+init path until the gate opens (a straight-through estimator: value of one, gradient of both). The
+init path's adapters learn from the true output only.
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ class MoLLayer(nn.Module):
             path_cache = cache.setdefault(f"path_{e}", [{} for _ in path.blocks]) if cache is not None else None
             y = path(h, positions[path.expert], path_cache, start)  # (B, T, D)
             out = out + combined[..., e:e + 1].to(y.dtype) * y
-            mixture = mixture + weights[..., e:e + 1].to(y.dtype) * y
+            # the init path's adapters learn from the true output only, the others also from the mixture
+            mixture = mixture + weights[..., e:e + 1].to(y.dtype) * (y.detach() if e == self.router.init_expert else y)
         # the value is the gated combination; gradients also flow as from the router's own mixture
         return out + (mixture - mixture.detach())

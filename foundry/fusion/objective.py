@@ -88,7 +88,7 @@ class FusionObjective:
     @torch.no_grad()
     def evaluate(self, model) -> dict:
         metrics, loss, bpb = {}, 0.0, 0.0
-        for name, weight in zip(self.names, self.weights):
+        for name, weight in zip(self.names, self.weights.tolist()):
             ds = self.datasets[name]
             m = val_metrics(model, ds.val, self.cfg, ds.val_bytes_per_token, self.device)
             metrics[f"val_loss/{name}"], metrics[f"val_bpb/{name}"] = m["val_loss"], m["val_bpb"]
