@@ -80,7 +80,7 @@ def materialize(model: FusedModel, names, get, where: str) -> None:
             raise UserError(f"{where}: has no tensor {name}") from None
     model.load_state_dict(state, strict=False, assign=True)
     model.tie()
-    left = [n for n, p in model.named_parameters() if p.is_meta]
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
         raise UserError(f"{where}: gives no value for {left[0]} ({len(left)} tensors missing)")
 

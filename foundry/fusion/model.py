@@ -8,8 +8,8 @@
 
 The interface is the GPT's (cfg, blocks, forward(idx, caches, start), generate, num_params,
 flops_per_token, aux_loss, ffn_stats), so the trainer, foundry eval and foundry sample take either.
-Frozen parts (embedding, head, final norm, position components, expert blocks) are built on the
-meta device and get their tensors from a checkpoint (build.py); adapters and routers are built
+Frozen parts (embedding, head, final norm, expert blocks) are built on the meta device and get
+their tensors from a checkpoint (build.py), as do the experts' position components; adapters and routers are built
 for real, initialised so that step 0 reproduces the base expert exactly. `frozen_sources()` is the
 table of every frozen tensor's name in its expert's checkpoint. Frozen modules always run in eval
 mode (no dropout): only adapters and routers train.
@@ -44,10 +44,12 @@ class FusedModel(nn.Module):
         base, width = spec.experts[spec.base].model, cfg.model.n_embd
         with torch.device("meta"):
             self.wte = nn.Embedding(cfg.model.vocab_size, width)
-            self.positions = nn.ModuleDict({n: POSITIONS[spec.experts[n].model.position](spec.experts[n].model)
-                                            for n in spec.used_experts()})
             self.norm_f = NORMS[base.norm](width, base)
             self.lm_head = nn.Linear(width, cfg.model.vocab_size, bias=False)
+        self.positions = nn.ModuleDict()  # built for real (small; some compute tables at construction)
+        for name in spec.used_experts():
+            with torch.device(self.devices[name]):
+                self.positions[name] = POSITIONS[spec.experts[name].model.position](spec.experts[name].model)
         self.blocks = nn.ModuleList()
         for layer in spec.layers:
             paths = []
@@ -118,10 +120,10 @@ class FusedModel(nn.Module):
     # ---- forward
     def forward(self, idx, caches=None, start=0):
         """idx (B, T) token ids -> logits (B, T, vocab). `caches`: one dict per fused layer."""
-        B, T = idx.shape
+        T = idx.shape[1]
         if start + T > self.cfg.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.cfg.block_size}")
-        x = self.wte(idx.to(self.main_device)).float()  # (B, T, D); positions are added by each path
+        x = self.wte(idx.to(self.wte.weight.device)).float()  # (B, T, D); positions are added by each path
         for i, layer in enumerate(self.blocks):
             x = layer(x, self.positions, caches[i] if caches is not None else None, start)
         return self.lm_head(self.norm_f(x.to(self.lm_head.weight.dtype)))

@@ -35,7 +35,7 @@ import os
 import yaml
 
 from foundry import catalog
-from foundry.config import ConfigError, apply_overrides, to_dict
+from foundry.config import ConfigError, apply_overrides
 from foundry.errors import UserError
 from foundry.fusion.experts import expert_folder, expert_tokenizer
 from foundry.fusion.spec import SECTION_KEYS, parse_spec, to_data
@@ -71,7 +71,7 @@ def resolve(recipe: dict):
     recipe = copy.deepcopy(recipe)
     unknown = set(recipe) - set(SECTION_KEYS) - set(RUN_KEYS)
     if unknown:
-        key = sorted(unknown)[0]
+        key = min(unknown)
         why = "comes from the base expert" if key == "model" else "unknown key"
         raise ConfigError(f"{key}: {why} (valid: {', '.join(SECTION_KEYS + RUN_KEYS)})")
     fusion = {k: recipe.pop(k) for k in SECTION_KEYS if k in recipe}
@@ -109,6 +109,3 @@ def describe(cfg) -> str:
         lines.append(f"layer {i}: {sources}  adapter {layer.adapter.kind}, router {layer.router.kind}")
     return "\n".join(lines)
 
-
-def resolved_yaml(cfg) -> str:
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)

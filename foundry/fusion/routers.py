@@ -15,10 +15,11 @@ so uniform at first), divide by a learnable temperature and take a softmax over 
 The router's weights meet the layer's init path through a gate g in [0, 1], 0 at first:
     combined = g * weights + (1 - g) * onehot(init expert)
 so at step 0 the layer is exactly its init path (zero-initialised gating, as Flamingo's) and the
-router takes over as g grows. g is the gate parameter clamped to [0, 1] with a straight-through
-gradient, so a gate pushed below 0 (the router's mixture not yet better than the init path) can
-come back. MoLLayer passes gradients as if the output were the router's own mixture as well, so
-routers and adapters learn from the first step while the gate decides what the output is.
+router takes over as g grows; which expert serves which text is the router's weights' business.
+g is a parameter clamped to [0, 1] with a straight-through gradient, so a gate pushed below 0 (the
+router's mixture not yet better than the init path) can come back. MoLLayer passes gradients as if
+the output were the router's own mixture as well, so routers and adapters learn from the first
+step while the gate decides what the output is.
 After each forward, `aux_loss` = entropy_weight * entropy + balance_weight * balance:
     entropy   mean entropy of the router's probabilities (a positive weight sharpens decisions)
     balance   n_experts * sum_e u_e^2, u_e the mean router weight of expert e: 1 exactly when usage
@@ -84,7 +85,7 @@ class Router(nn.Module):
 
 class PooledRouter(Router):
     def features(self, h, cache, start):
-        B, T, D = h.shape
+        T = h.shape[1]
         total = h.float().cumsum(dim=1)  # (B, T, D) running sums from this call's first token
         if cache is not None:
             if "sum" in cache:

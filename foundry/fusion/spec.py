@@ -154,7 +154,7 @@ def _layer(value, key: str, experts: dict, base: str, defaults) -> Layer:
     data = dict(_mapping(value, key))
     unknown = set(data) - {"sources", "adapter", "router"}
     if unknown:
-        raise ConfigError(f"{key}.{sorted(unknown)[0]}: unknown key (valid: sources, adapter, router)")
+        raise ConfigError(f"{key}.{min(unknown)}: unknown key (valid: sources, adapter, router)")
     raw = data.get("sources")
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{key}.sources: expected a non-empty list of {{expert, layer_range}}")
@@ -184,7 +184,7 @@ def parse_spec(data: dict, need_models: bool = True) -> FusionSpec:
     data = _mapping(data, "fusion")
     unknown = set(data) - set(SECTION_KEYS)
     if unknown:
-        raise ConfigError(f"fusion.{sorted(unknown)[0]}: unknown key (valid: {', '.join(SECTION_KEYS)})")
+        raise ConfigError(f"fusion.{min(unknown)}: unknown key (valid: {', '.join(SECTION_KEYS)})")
     raw_experts = _mapping(data.get("experts"), "fusion.experts")
     if not raw_experts:
         raise ConfigError("fusion.experts: name at least one expert (name: run folder)")

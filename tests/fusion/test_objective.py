@@ -25,7 +25,7 @@ def setting(tmp_path_factory):
 
 
 def test_rows_follow_the_mixture_weights_and_usage_is_reported_per_source(setting):
-    experts, cfg = setting
+    cfg = setting[1]
     objective = FusionObjective(cfg, torch.device("cpu"))
     model = build_from_experts(cfg, torch.device("cpu"), log=lambda *_: None)
     objective.start(model)
