@@ -102,8 +102,8 @@ def main() -> int:
         print(f"\nusage, fused ({router}) — share of each layer's output, per corpus "
               f"(heatmap: {os.path.relpath(run, ROOT)}/fusion_usage.png)")
         for source, layers in usage.items():
-            print(f"  {source:<12}" + "  ".join(
-                f"L{i}: " + " ".join(f"{e[:5]} {u:.2f}" for e, u in layer.items()) for i, layer in enumerate(layers)))
+            print(f"  {source:<12}" + "   ".join(
+                f"layer {i}: " + ", ".join(f"{e} {u:.2f}" for e, u in layer.items()) for i, layer in enumerate(layers)))
     with open(os.path.join(out, "fusion_bench.json"), "w") as f:
         json.dump({"val_bpb": table, "routers": list(fused)}, f, indent=2)
     return 0

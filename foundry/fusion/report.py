@@ -60,8 +60,8 @@ def write_report(report: dict, png: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     sources = list(report["usage"])
-    fig, axes = plt.subplots(1, len(sources), figsize=(2.2 + 2.6 * len(sources), 1.4 + 0.6 * report["layers"]),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(sources), figsize=(1.5 + 2.6 * len(sources), 1.6 + 0.55 * report["layers"]),
+                             squeeze=False, sharey=True, layout="constrained")
     for ax, source in zip(axes[0], sources):
         layers = report["usage"][source]
         labels = list(dict.fromkeys(label for layer in layers for label in layer))
@@ -70,12 +70,13 @@ def write_report(report: dict, png: str) -> None:
         for (r, c), value in np.ndenumerate(grid):
             if not np.isnan(value):
                 ax.text(c, r, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black")
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+        ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
         ax.set_yticks(range(len(layers)), [f"layer {i}" for i in range(len(layers))])
         bpb = report["val_bpb"].get(source)
-        ax.set_title(source + (f"\nval_bpb {bpb:.3f}" if bpb is not None else ""), fontsize=10)
+        ax.set_title(f"data: {source}" + (f"\nval_bpb {bpb:.3f}" if bpb is not None else ""), fontsize=10)
+        ax.set_xlabel("expert path", fontsize=9)
     fig.colorbar(image, ax=list(axes[0]), label="share of the layer's output")
-    fig.suptitle("expert usage per layer and data source", fontsize=10)
+    fig.suptitle("expert usage per fused layer and data source", fontsize=10)
     folder = os.path.dirname(os.path.abspath(png))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
