@@ -29,6 +29,7 @@ from foundry.training.losses import LOSSES
 
 
 class FusionObjective:
+    progress = 0.0  # set by the loop; the mixture does not follow a curriculum
     def __init__(self, cfg, device, tokenizer=None):
         spec = parse_fused(cfg)
         self.cfg, self.device = cfg, device

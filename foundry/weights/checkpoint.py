@@ -106,9 +106,12 @@ def load_start_weights(model, weights, where) -> None:
 
 
 def _load_gpt(cfg, weights, device):
-    from foundry.model.gpt import GPT
+    from foundry.model.shapes import meta_model
     from foundry.weights.lora import apply_lora
-    model = apply_lora(GPT(cfg.model), cfg.train)
+    # built without its random init (every weight comes from the file; strict loading checks that)
+    model = apply_lora(meta_model(cfg.model), cfg.train).to_empty(device="cpu")
+    if cfg.model.tie_embeddings:  # to_empty gives every parameter its own storage: tie them again
+        model.lm_head.weight = model.wte.weight
     load_safetensors(model, weights)
     return model.to(device)
 
