@@ -13,6 +13,10 @@ Steps, each skipped when its run folder already holds a finished run (so experts
   3. per router kind R: foundry fuse bench/fusion/recipe.yaml router.kind=R budget.tokens=N
      experts.python=OUT/llama_python experts.shakespeare=OUT/gpt2_shakespeare --out OUT/fused_R
   4. foundry fuse report OUT/fused_R  (the heatmap: OUT/fused_R/fusion_usage.png)
+  5. the control (skip with --no-control): foundry fuse bench/fusion/control_python_adapters.yaml
+     experts.python=OUT/llama_python --out OUT/control_python: the Python expert's blocks alone with
+     the same adapters, router, mixture and tokens, so the table shows what the second expert adds
+     beyond what adapters alone learn on the mixture
 Then every model is scored by the fusion objective's evaluate (the fixed validation slices of each
 corpus, the trainer's metric; the mixture is their mean, the recipe's weights being equal) and the
 table is printed and written to OUT/fusion_bench.json. All with the byte tokenizer, on this CPU.
@@ -56,6 +60,8 @@ def main() -> int:
     p.add_argument("--routers", nargs="+", default=["pooled", "token"])
     p.add_argument("--tokens", type=int, default=600_000, help="fusion training tokens")
     p.add_argument("--recipe", default="bench/fusion/recipe.yaml")
+    p.add_argument("--no-control", dest="control", action="store_false",
+                   help="skip the control run (the Python expert alone, adapters trained on the mixture)")
     args = p.parse_args()
     if not os.environ.get("FOUNDRY_DATA"):
         sys.exit("set FOUNDRY_DATA to the shared data folder (tiny Shakespeare)")
@@ -71,6 +77,12 @@ def main() -> int:
               "--out", fused[router]], fused[router])
         print("$ foundry fuse report " + fused[router], flush=True)
         subprocess.run(["foundry", "fuse", "report", fused[router]], cwd=ROOT, check=True)
+    controls = {}
+    if args.control:
+        controls["python + adapters (control)"] = os.path.join(out, "control_python")
+        step(["foundry", "fuse", "bench/fusion/control_python_adapters.yaml", f"budget.tokens={args.tokens}",
+              f"experts.python={runs['python']}", "--out", controls["python + adapters (control)"]],
+             controls["python + adapters (control)"])
 
     import torch
 
@@ -81,7 +93,8 @@ def main() -> int:
                                                         f"experts.shakespeare={runs['shakespeare']}"])
     objective = FusionObjective(cfg, torch.device("cpu"))
     table = {}
-    for label, run in [(f"expert {n}", r) for n, r in runs.items()] + [(f"fused ({r})", f) for r, f in fused.items()]:
+    rows = [(f"expert {n}", r) for n, r in runs.items()] + [(f"fused ({r})", f) for r, f in fused.items()]
+    for label, run in rows + list(controls.items()):
         model, _, _ = foundry.load(run)
         table[label] = {k.removeprefix("val_bpb/"): v for k, v in objective.evaluate(model).items() if "bpb" in k}
         table[label]["mixture"] = table[label].pop("val_bpb")
@@ -92,9 +105,9 @@ def main() -> int:
     columns = ["shakespeare", "python", "mixture"]
     print(f"\nval_bpb (byte tokenizer; fixed validation slices of {cfg.eval.batches * cfg.train.batch_size} "
           f"windows x {cfg.model.block_size} tokens per corpus)")
-    print(f"{'model':<22}" + "".join(f"{c:>13}" for c in columns) + f"{'train tokens':>14}{'wall s':>8}{'peak MB':>9}")
+    print(f"{'model':<30}" + "".join(f"{c:>13}" for c in columns) + f"{'train tokens':>14}{'wall s':>8}{'peak MB':>9}")
     for label, row in table.items():
-        print(f"{label:<22}" + "".join(f"{row[c]:>13.4f}" for c in columns)
+        print(f"{label:<30}" + "".join(f"{row[c]:>13.4f}" for c in columns)
               + f"{row['train_tokens']:>14,}{row['wall_s']:>8}{row['peak_mem_mb']:>9.0f}")
     for router, run in fused.items():
         with open(os.path.join(run, "fusion_usage.json")) as f:
