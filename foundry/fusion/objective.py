@@ -59,6 +59,10 @@ class FusionObjective:
     def start(self, model):
         self.model = model
 
+    def shard(self, rank: int, world_size: int) -> None:
+        raise UserError(f"train.strategy: a fused model trains in one process (its experts are placed per "
+                        f"device inside it), not {world_size} under torchrun; run `foundry fuse` without torchrun")
+
     def micro_loss(self, model, rng):
         counts = rng.multinomial(self.cfg.train.batch_size, self.weights)
         xs, ys, rows = [], [], []
