@@ -57,3 +57,9 @@ def test_a_tokenizer_the_experts_do_not_share_is_refused(setting):
     cfg.data.tokenizer = "char"
     with pytest.raises(UserError, match="fusion.mixture.prose: data.tokenizer=char does not reproduce"):
         FusionObjective(cfg, torch.device("cpu"))
+
+
+def test_several_processes_are_refused(setting):
+    objective = FusionObjective(setting[1], torch.device("cpu"))
+    with pytest.raises(UserError, match="train.strategy: a fused model trains in one process"):
+        objective.shard(0, 2)
