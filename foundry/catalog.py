@@ -107,11 +107,26 @@ def _check_shape(m, where: str = "") -> None:
         raise ConfigError(f"{where}model.mlp_hidden/norm_eps: must not be negative, got {m.mlp_hidden}/{m.norm_eps}")
 
 
+def _check_experts(cfg: Config) -> None:
+    """A fused model (foundry/fusion/): its section, and each expert's model section as a model's own."""
+    from foundry.fusion.spec import parse_fused
+    for name, expert in parse_fused(cfg).experts.items():
+        expert_cfg = dataclasses.replace(cfg, model=expert.model, fusion={})
+        try:
+            _check_shape(expert.model)
+            _check_model_components(expert_cfg, expert.model, "")
+            _check_layers(expert_cfg)
+        except ConfigError as e:
+            raise ConfigError(f"fusion.experts.{name}: {e}") from None
+
+
 def validate(cfg: Config) -> None:
     m, t, b = cfg.model, cfg.train, cfg.budget
     _check_shape(m)
     _check_model_components(cfg, m, "")
     _check_layers(cfg)
+    if cfg.fusion:
+        _check_experts(cfg)
     check_name("train.loss", t.loss, LOSSES)
     reason = LOSSES[t.loss].check(cfg)
     if reason:

@@ -98,6 +98,11 @@ def _zoo(argv):
     return zoo_main(argv)
 
 
+def _fuse(argv):
+    from foundry.fusion.cli import fuse_main
+    return fuse_main(argv)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -129,6 +134,7 @@ COMMANDS = {
     "evolve": (_evolve, "aging evolution over configs (stacked mutations)"),
     "data": (_data, "corpus tools: stats, filter, dedupe, synth (self-instruct), revise (constitution pairs)"),
     "zoo": (_zoo, "presets; Hugging Face Llama / Mistral / Qwen2 / GPT-2 import and export"),
+    "fuse": (_fuse, "fuse experts' blocks (any family, any width) with adapters and routers; `fuse report RUN`"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
 }
 

@@ -165,8 +165,15 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    # a fused model's recipe, checked by foundry/fusion/spec.py; empty = the GPT of `model`
+    fusion: dict = field(default_factory=dict)
 
     # ---- derived values: the one place they are computed ----
+    @property
+    def model_kind(self) -> str:
+        """What `model` builds: "gpt", or "fusion" (experts' blocks, adapters, routers: foundry/fusion/)."""
+        return "fusion" if self.fusion else "gpt"
+
     @property
     def tokens_per_step(self) -> int:
         return self.train.batch_size * self.train.grad_accum * self.model.block_size
@@ -304,6 +311,10 @@ def build_dataclass(cls, data: dict, prefix: str = ""):
             kwargs[key] = build_dataclass(typ, {} if value is None else value, dotted + ".")
         elif cls is ModelConfig and key == "layers":
             kwargs[key] = _coerce_layers(value, dotted)
+        elif typ is dict:  # a section whose owner checks it (Config.fusion)
+            if not isinstance(value, dict):
+                raise ConfigError(f"{dotted}: expected a mapping, got {value!r}")
+            kwargs[key] = value
         else:
             kwargs[key] = _coerce(value, typ, dotted)
     return cls(**kwargs)

@@ -115,10 +115,15 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     cfg.model.vocab_size = cfg.model.vocab_size or objective.tokenizer.vocab_size
     if cfg.model.vocab_size < objective.tokenizer.vocab_size:
         raise UserError(f"model.vocab_size={cfg.model.vocab_size} < the tokenizer's {objective.tokenizer.vocab_size}")
-    model = GPT(cfg.model)
-    if start_weights:
-        load_start_weights(model, start_weights[0], cfg.train.init_from)
-    model = apply_lora(model, cfg.train).to(device)
+    if cfg.model_kind == "fusion":  # frozen experts read from their checkpoints and placed per device
+        from foundry.fusion.experts import build_from_experts
+        model = build_from_experts(cfg, device, log)
+        parts = model.optimizer_groups(cfg.train.lr)  # adapters and routers only, each at its own lr
+    else:
+        model = GPT(cfg.model)
+        if start_weights:
+            load_start_weights(model, start_weights[0], cfg.train.init_from)
+        model, parts = apply_lora(model, cfg.train).to(device), None
     strategy = parallel.pick_strategy(cfg, model, launch, device)   # joins the process group under torchrun
     log = log if strategy.is_main else _quiet
     if strategy.world_size > 1:
@@ -133,7 +138,7 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     if cfg.train.compile:
         model.compile()  # in place: the state dict keeps its names
     wrapped = strategy.wrap(model)
-    session = Session(cfg, os.fspath(out_dir), device, wrapped, make_optimizer(wrapped, cfg, device), objective,
+    session = Session(cfg, os.fspath(out_dir), device, wrapped, make_optimizer(wrapped, cfg, device, parts), objective,
                       files, np.random.default_rng(cfg.train.seed), strategy, ema)
     if checkpoint:
         try:
@@ -161,7 +166,7 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
     t0 = time.perf_counter()
     lr = lr_at(cfg, s.step, cfg.max_steps(), s.progress_fraction())
     for group in s.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     s.objective.progress = s.progress_fraction()  # what a curriculum's schedule reads
     loss_sum = torch.zeros((), device=s.device)  # summed on the device: one host sync per step, not per micro-step
     for micro in range(cfg.train.grad_accum):
@@ -255,6 +260,7 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         "config_hash": config_hash(cfg), "name": cfg.name, "seed": cfg.train.seed,
         "device": hardware.describe(s.device), "data": s.objective.meta,
         "code_root": CODE_ROOT,   # the folder this trainer's foundry package was imported from
+        "eval": metrics,  # every number of the last evaluation (per source for a fused model)
         "strategy": s.strategy.name, "world_size": s.strategy.world_size,
     }
     if status == "done" and cfg.eval.tasks and s.strategy.is_main:

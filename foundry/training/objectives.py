@@ -13,6 +13,7 @@ curriculum (`data.curriculum`) can change what batches contain as training goes 
 shard(rank, world_size) under several processes (training/parallel.py): every rank draws the same
 global batch from the shared generator and trains on its own rows of it; evaluation is split
 likewise where it can be, and the loop averages the ranks' results.
+A fused model (`fusion:` section, foundry/fusion/) trains on `fusion`: its mixture of sources.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from foundry.data.curriculum import NEEDS_REFERENCE, available_share
 from foundry.data.packing import PACKINGS
 from foundry.errors import UserError
 from foundry.evaluation import val_metrics, val_slice
+from foundry.fusion.objective import FusionObjective
 from foundry.hardware import autocast
 from foundry.training.losses import LOSSES
 from foundry.training.parallel import rank_rows, val_share
@@ -143,8 +145,9 @@ class Preference:
 
 
 def build_objective(cfg, device, tokenizer=None):
-    """The objective the loss asks for (`Loss.objective`), from OBJECTIVES."""
-    return OBJECTIVES[LOSSES[cfg.train.loss].objective](cfg, device, tokenizer)
+    """The objective the loss asks for (`Loss.objective`), or `fusion` for a fused model, from OBJECTIVES."""
+    name = "fusion" if cfg.model_kind == "fusion" else LOSSES[cfg.train.loss].objective
+    return OBJECTIVES[name](cfg, device, tokenizer)
 
 
-OBJECTIVES = {"next_token": NextToken, "preference": Preference}
+OBJECTIVES = {"next_token": NextToken, "preference": Preference, "fusion": FusionObjective}

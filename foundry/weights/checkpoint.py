@@ -7,6 +7,8 @@
         progress.json       step, tokens, numpy batch-sampler state, best metrics so far
         config.yaml         the resolved config (vocab_size filled in)
         tokenizer.json      the tokenizer, rebuilt with foundry.data.tokenizer_from_json
+    A fused model's checkpoint is the same: every tensor (frozen experts too) in model.safetensors,
+    the structure in config.yaml's `fusion` section.
 
     model, tokenizer, cfg = load_model("runs/x")     # a run dir or its checkpoint/ folder
 A checkpoint is written into a temporary folder and renamed into place, so a crash
@@ -103,11 +105,30 @@ def load_start_weights(model, weights, where) -> None:
         raise UserError(f"train.init_from: {where} does not fit model.* ({first[1].strip() if len(first) > 1 else first[0]})") from None
 
 
-def load_model(path, device="cpu", use_ema=True):
-    """(model, tokenizer, cfg) from a run dir or checkpoint folder, in eval mode."""
-    from foundry.data import tokenizer_from_json
+def _load_gpt(cfg, weights, device):
     from foundry.model.shapes import meta_model
     from foundry.weights.lora import apply_lora
+    # built without its random init (every weight comes from the file; strict loading checks that)
+    model = apply_lora(meta_model(cfg.model), cfg.train).to_empty(device="cpu")
+    if cfg.model.tie_embeddings:  # to_empty gives every parameter its own storage: tie them again
+        model.lm_head.weight = model.wte.weight
+    load_safetensors(model, weights)
+    return model.to(device)
+
+
+def _load_fused(cfg, weights, device):
+    from foundry.fusion.build import load_fused
+    return load_fused(cfg, weights, device)  # experts placed per device, tensors read one at a time
+
+
+# cfg.model_kind -> (cfg, weights file, device) -> the model, its weights loaded
+MODEL_KINDS = {"gpt": _load_gpt, "fusion": _load_fused}
+
+
+def load_model(path, device="cpu", use_ema=True):
+    """(model, tokenizer, cfg) from a run dir or checkpoint folder, in eval mode; the model is the
+    kind its config describes (MODEL_KINDS: a GPT, or a fused model)."""
+    from foundry.data import tokenizer_from_json
 
     folder = checkpoint_dir(path)
     needed = ("config.yaml", "model.safetensors", "tokenizer.json")
@@ -117,12 +138,7 @@ def load_model(path, device="cpu", use_ema=True):
     cfg = catalog.load(os.path.join(folder, "config.yaml"))
     with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
         tokenizer = tokenizer_from_json(f.read())
-    # built without its random init (every weight comes from the file; strict loading checks that)
-    model = apply_lora(meta_model(cfg.model), cfg.train).to_empty(device="cpu")
-    if cfg.model.tie_embeddings:  # to_empty gives every parameter its own storage: tie them again
-        model.lm_head.weight = model.wte.weight
     weights = os.path.join(folder, "ema.safetensors")
     if not (use_ema and os.path.exists(weights)):
         weights = os.path.join(folder, "model.safetensors")
-    load_safetensors(model, weights)
-    return model.to(device).eval(), tokenizer, cfg
+    return MODEL_KINDS[cfg.model_kind](cfg, weights, device).eval(), tokenizer, cfg
