@@ -41,7 +41,7 @@ from foundry.lineage.promotion import (
 )
 from foundry.lineage.repo import relpath, running_code
 from foundry.runner.backends import open_pool, pool_namespace
-from foundry.runner.pool import TrialSpec, kill_orphan
+from foundry.runner.pool import TrialSpec
 
 NOTHING_TO_TRY = "no new candidates to try"
 
