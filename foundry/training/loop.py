@@ -11,7 +11,8 @@ optional EMA, bf16 autocast on CUDA, a budget in tokens, steps or seconds, perio
 the fixed validation slice, checkpoints that resume onto the same loss curve, TensorBoard
 events, and a run folder described in run_files.py. How many processes train the model is
 parallel.py's business. A NaN/inf loss, or a loss above
-train.diverge_factor x the first loss, ends the run with status `diverged`.
+train.diverge_factor x the first loss, ends the run with status `diverged`. Pruning masks (from a
+pruned train.init_from, or train.prune applied to it here) are re-applied after every optimizer step.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from foundry.weights.checkpoint import (
     save_checkpoint,
 )
 from foundry.weights.lora import apply_lora
+from foundry.weights.masks import apply_masks, masked_weights
 
 
 COMPILE_WARMUP_STEPS = 3  # with train.compile: steps whose time includes compilation
@@ -83,6 +85,7 @@ class Session:
     tokens: int = 0
     train_seconds: float = 0.0
     first_loss: float | None = None
+    masked: list | None = None  # (weight, mask) of every pruned layer, re-applied after each step
 
     def state(self) -> dict:
         """What a checkpoint records beside the weights, to resume onto the same curve."""
@@ -96,7 +99,7 @@ class Session:
     def save(self) -> None:
         if self.strategy.is_main:
             save_checkpoint(self.out_dir, self.strategy.unwrap(self.model), self.optimizer, self.cfg,
-                            self.objective.tokenizer, self.state(), self.ema)
+                            self.objective.tokenizer, self.state(), self.ema, self.objective.parameters())
 
 
 def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
@@ -113,20 +116,26 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     model = GPT(cfg.model)
     if start_weights:
         load_start_weights(model, start_weights[0], cfg.train.init_from)
+    if cfg.train.prune.method:
+        from foundry.prune.run import prune_for_training
+        report = prune_for_training(model.to(device), cfg, objective.data.train)
+        log(f"pruned {cfg.train.init_from} with {report['method']} to sparsity {report['sparsity']:.4f}")
     model = apply_lora(model, cfg.train).to(device)
+    objective.start(model)
     strategy = pick_strategy(cfg)
-    session = Session(cfg, os.fspath(out_dir), device, model, make_optimizer(model, cfg, device), objective,
+    session = Session(cfg, os.fspath(out_dir), device, model,
+                      make_optimizer(model, cfg, device, objective.parameters()), objective,
                       RunFiles(out_dir, cfg), np.random.default_rng(cfg.train.seed), strategy,
                       copy.deepcopy(model).requires_grad_(False) if cfg.train.ema > 0 else None)
-    objective.start(model)
     checkpoint = find_checkpoint(out_dir) if resume else None
     if checkpoint:
-        progress = load_training_state(checkpoint, model, session.optimizer, session.ema)
+        progress = load_training_state(checkpoint, model, session.optimizer, session.ema, objective.parameters())
         session.step, session.tokens = progress["step"], progress["tokens"]
         session.train_seconds, session.first_loss = progress["train_seconds"], progress["first_loss"]
         session.rng.bit_generator.state = progress["rng"]
         session.files.truncate_metrics(session.step)
         log(f"resumed from {checkpoint} at step {session.step}")
+    session.masked = masked_weights(model)
     if cfg.train.compile:
         model.compile()  # in place: the state dict keeps its names
     session.model = strategy.wrap(model)
@@ -151,9 +160,11 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
                 total = loss + aux if aux is not None else loss
             (total / cfg.train.grad_accum).backward()
         loss_sum += loss.detach()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip or float("inf"))
+    trained = [p for group in s.optimizer.param_groups for p in group["params"]]
+    grad_norm = torch.nn.utils.clip_grad_norm_(trained, cfg.train.grad_clip or float("inf"))
     s.optimizer.step()
     s.optimizer.zero_grad(set_to_none=True)
+    apply_masks(s.masked or ())
     if s.ema is not None:
         with torch.no_grad():
             torch._foreach_lerp_(list(s.ema.parameters()), list(model.parameters()), 1 - cfg.train.ema)

@@ -1,4 +1,5 @@
-"""What a training step optimizes: next-token prediction on a token stream, or DPO on pairs.
+"""What a training step optimizes: next-token prediction on a token stream, DPO on pairs, or
+distillation from a teacher.
 
     objective = build_objective(cfg, device, tokenizer=None)
     loss = objective.micro_loss(model, rng)        # one micro-batch, differentiable
@@ -7,7 +8,10 @@
 `train.loss` picks the loss and the loss names its objective (`objective` on the loss class,
 registry OBJECTIVES at the end): `next_token`, or `preference` (dpo), which trains on
 {prompt, chosen, rejected} JSONL records against a frozen copy of the starting weights.
-Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log.
+`train.distill.teacher` (or `.cache`) set makes it `distill`: next-token batches scored against a
+frozen teacher's soft targets as well (foundry/distill/).
+Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log, and
+parameters(): trainable tensors of its own beside the model's (distillation's projections).
 """
 from __future__ import annotations
 
@@ -44,6 +48,9 @@ class NextToken:
     def stats(self) -> dict:
         return {}
 
+    def parameters(self) -> list:
+        return []
+
     def micro_loss(self, model, rng):
         x, y = get_batch(self.data.train, self.cfg.train.batch_size, self.cfg.model.block_size, rng)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
@@ -75,6 +82,9 @@ class Preference:
     def start(self, model):
         self.reference = self.dpo.frozen_reference(model)
 
+    def parameters(self) -> list:
+        return []
+
     def stats(self) -> dict:
         """The DPO loss's reward margin and accuracy on the last micro-batch, for the logs."""
         return dict(self.loss_fn.stats)
@@ -97,9 +107,33 @@ class Preference:
         return {"val_loss": loss.item(), "val_reward_margin": margin.item(), "val_reward_accuracy": accuracy.item()}
 
 
+class Distill(NextToken):
+    """Next-token batches; the loss mixes train.loss on the labels with a teacher's soft targets."""
+
+    def __init__(self, cfg, device, tokenizer=None):
+        super().__init__(cfg, device, tokenizer)
+        from foundry.distill.distiller import Distiller
+        self.distiller = Distiller(cfg, device, self.data, self.loss_fn)
+
+    def start(self, model):
+        self.distiller.start(model)
+
+    def stats(self) -> dict:
+        return dict(self.distiller.stats)
+
+    def parameters(self) -> list:
+        return self.distiller.parameters()
+
+    def micro_loss(self, model, rng):
+        x, y = get_batch(self.data.train, self.cfg.train.batch_size, self.cfg.model.block_size, rng)
+        return self.distiller(model, x, y)
+
+
 def build_objective(cfg, device, tokenizer=None):
-    """The objective the loss asks for (`Loss.objective`), from OBJECTIVES."""
-    return OBJECTIVES[LOSSES[cfg.train.loss].objective](cfg, device, tokenizer)
+    """The objective the loss asks for (`Loss.objective`), or `distill` when train.distill names a
+    teacher or a cache, from OBJECTIVES."""
+    distill = cfg.train.distill.teacher or cfg.train.distill.cache
+    return OBJECTIVES["distill" if distill else LOSSES[cfg.train.loss].objective](cfg, device, tokenizer)
 
 
-OBJECTIVES = {"next_token": NextToken, "preference": Preference}
+OBJECTIVES = {"next_token": NextToken, "preference": Preference, "distill": Distill}

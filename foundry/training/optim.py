@@ -28,9 +28,10 @@ def lr_at(cfg: Config, step: int, max_steps: int | None, time_fraction: float = 
     return t.min_lr + cosine * (t.lr - t.min_lr)
 
 
-def make_optimizer(model, cfg: Config, device):
-    """AdamW; weight decay on matrices only (not norms, biases or 1-D gains)."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(model, cfg: Config, device, extra=()):
+    """AdamW; weight decay on matrices only (not norms, biases or 1-D gains). `extra`: the
+    objective's own trainable tensors (distillation's projections), optimized alongside."""
+    params = [p for p in model.parameters() if p.requires_grad] + list(extra)
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.train.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     kwargs = dict(lr=cfg.train.lr, betas=tuple(cfg.train.betas))

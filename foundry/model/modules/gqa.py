@@ -3,6 +3,7 @@
 `mha`: every query head has its own key/value head (n_kv_head = n_head).
 `gqa`: n_kv_head groups shared by n_head // n_kv_head query heads each; 1 = multi-query.
 Generation passes a per-layer `cache` dict that holds the keys and values seen so far.
+Heads are model.head_size wide (0 = n_embd // n_head), so a layer may have fewer heads (pruned).
 """
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ class GroupedQueryAttention(Attention):
         self.n_head, self.n_kv, self.head_dim = cfg.n_head, cfg.kv_heads, cfg.head_dim
         self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * self.head_dim, bias=cfg.bias)
         self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv * self.head_dim, bias=cfg.bias)
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_head * self.head_dim, cfg.n_embd, bias=cfg.bias)
         self.q_norm = self.k_norm = None
         if cfg.qk_norm:
             from foundry.model.modules import NORMS
@@ -42,7 +43,7 @@ class GroupedQueryAttention(Attention):
             cache["k"], cache["v"] = k, v
         k_pos = torch.arange(k.shape[2], device=x.device)
         y = self.attend(q, k, v, position, q_pos, k_pos)
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
     def residual_projections(self):
         return [self.c_proj]
