@@ -83,6 +83,16 @@ def _evolve(argv):
     return evolve_main(argv)
 
 
+def _distill(argv):
+    from foundry.distill.cli import distill_main
+    return distill_main(argv)
+
+
+def _prune(argv):
+    from foundry.prune.cli import prune_main
+    return prune_main(argv)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -112,6 +122,8 @@ COMMANDS = {
     "lr-find": (_lr_find, "learning-rate range test"),
     "evolve": (_evolve, "aging evolution over configs (stacked mutations)"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
+    "distill": (_distill, "distill cache: a teacher's top-k logits for a student's training stream"),
+    "prune": (_prune, "prune a run (magnitude, saliency, wanda, N:M, heads/neurons/layers) into a new run"),
 }
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ class Teacher:
         d = cfg.train.distill
         self.path, self.run_cfg = path, cfg
         self.device = pick_device(d.teacher_device or cfg.train.device)
-        model, self.tokenizer, self.cfg = load_model(path, "cpu")
+        with torch.random.fork_rng(devices=[]):  # building it must not move the student's initialisation
+            model, self.tokenizer, self.cfg = load_model(path, "cpu")
         model = merge_lora(model)
         if d.teacher_dtype == "bf16":
             model = model.to(torch.bfloat16)

@@ -47,7 +47,9 @@ def input_norms(model, modules: dict, x) -> dict:
     sums = {name: torch.zeros(m.in_features, device=m.weight.device) for name, m in modules.items()}
 
     def hook(name):
-        return lambda module, args: sums[name].add_(args[0].detach().float().pow(2).flatten(0, -2).sum(dim=0))
+        def accumulate(module, args):  # returns None: the input passes unchanged
+            sums[name].add_(args[0].detach().float().pow(2).flatten(0, -2).sum(dim=0))
+        return accumulate
     handles = [m.register_forward_pre_hook(hook(name)) for name, m in modules.items()]
     was_training = model.training
     model.eval()

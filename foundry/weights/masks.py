@@ -23,7 +23,7 @@ MASK = "weight_mask"
 
 def set_mask(module, keep) -> None:
     """Give `module` (with a .weight) the mask `keep` (same shape; True = kept) and zero the rest."""
-    keep = keep.to(device=module.weight.device, dtype=torch.bool)
+    keep = keep.to(device=module.weight.device, dtype=torch.bool).clone()  # its own storage, for safetensors
     if keep.shape != module.weight.shape:
         raise ValueError(f"mask of shape {tuple(keep.shape)} for a weight of shape {tuple(module.weight.shape)}")
     module.register_buffer(MASK, keep)
