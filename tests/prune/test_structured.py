@@ -110,6 +110,8 @@ def test_structured_refusals_are_clear():
         prune_structured(gpt(attention="mla"), "heads", 0.25, x)
     with pytest.raises(UserError, match="biases each head"):
         prune_structured(gpt(position="alibi"), "heads", 0.25, x)
+    with pytest.raises(UserError, match="alibi gives each"):  # nor can a config ask for it by hand
+        gpt(position="alibi", head_size=8, layers={"0": {"n_head": 2}})
     with pytest.raises(UserError, match="valid: heads, neurons, layers"):
         prune_structured(gpt(), "rows", 0.25, x)
     with pytest.raises(UserError, match=r"in \(0, 1\)"):
