@@ -1,9 +1,8 @@
 """Each pruning method's mask against its definition on constructed weights, exact counts per
-scope, the N:M pattern and its validator, masks kept as buffers through save and load."""
+scope, the N:M pattern and its validator."""
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from foundry import catalog
 from foundry.errors import UserError
@@ -11,7 +10,7 @@ from foundry.model.gpt import GPT
 from foundry.prune.scores import PRUNE_METHODS, parse_pattern
 from foundry.prune.select import global_masks, group_mask, nm_mask, nm_violations
 from foundry.prune.unstructured import prunable, prune_unstructured
-from foundry.weights.masks import attach_masks, load_weights, mask_of, sparsity
+from foundry.weights.masks import mask_of
 
 
 def tiny_gpt(seed=0, **model):
@@ -126,19 +125,3 @@ def test_pruning_again_keeps_the_earlier_masks_and_errors_are_clear():
         prune_unstructured(tiny_gpt(), "magnitude", 0.5, pattern="2:4", scope="global")
     with pytest.raises(UserError, match="valid: magnitude, saliency, wanda"):
         prune_unstructured(tiny_gpt(), "random", 0.5)
-
-
-def test_masks_are_buffers_that_save_and_load_with_the_weights(tmp_path):
-    from safetensors.torch import save_model
-    model = tiny_gpt()
-    prune_unstructured(model, "magnitude", 0.5)
-    path = str(tmp_path / "m.safetensors")
-    save_model(model, path)
-    fresh = tiny_gpt(seed=5)
-    assert not sparsity(fresh)["layers"]
-    load_weights(fresh, path)
-    assert sparsity(fresh) == sparsity(model)
-    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
-        assert torch.equal(a, b), name
-    with pytest.raises(AttributeError):
-        attach_masks(nn.Linear(2, 2), ["nowhere.weight_mask"])
