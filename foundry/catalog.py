@@ -21,18 +21,29 @@ from foundry.config import (
     parse,
     parse_file,
 )
-from foundry.data import CURRICULA, FORMATS, TOKENIZERS
+from foundry.data import FORMATS, TOKENIZERS
+from foundry.data.curriculum import check as check_curriculum
+from foundry.data.filters import check_filters
+from foundry.data.packing import PACKINGS
 from foundry.distill.losses import DISTILL_LOSSES
+from foundry.errors import UserError
 from foundry.model.modules import BROKEN, BROKEN_NAMES, REGISTRIES
 from foundry.prune.scores import PRUNE_METHODS, PRUNE_SCOPES, parse_pattern
 from foundry.training.losses import LOSSES
 
+LOSS_ON = {"all": "every token", "assistant": "assistant turns of chat formats"}
 COMPONENTS = {**{f"model.{key}": registry for key, registry in REGISTRIES.items()}, "train.loss": LOSSES}
+
+
+def presets() -> dict:
+    """The named model shapes `model.preset` may name (foundry/zoo/presets.py)."""
+    from foundry.zoo.presets import PRESETS
+    return PRESETS
 
 
 def load(path, overrides=()) -> Config:
     """A checked Config from a YAML file and dotted overrides; ConfigError names the file and key."""
-    cfg = parse_file(path, overrides)
+    cfg = parse_file(path, overrides, presets())
     try:
         validate(cfg)
     except ConfigError as e:
@@ -41,7 +52,7 @@ def load(path, overrides=()) -> Config:
 
 
 def from_dict(data: dict) -> Config:
-    cfg = parse(data)
+    cfg = parse(data, presets())
     validate(cfg)
     return cfg
 
@@ -95,6 +106,8 @@ def _check_shape(m, where: str = "") -> None:
         raise ConfigError(f"{where}model.n_kv_head: model.n_head={m.n_head} is not divisible by {m.n_kv_head}")
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"{where}model.dropout: must be in [0, 1), got {m.dropout}")
+    if m.mlp_hidden < 0 or m.norm_eps < 0:
+        raise ConfigError(f"{where}model.mlp_hidden/norm_eps: must not be negative, got {m.mlp_hidden}/{m.norm_eps}")
 
 
 def validate(cfg: Config) -> None:
@@ -126,13 +139,25 @@ def validate(cfg: Config) -> None:
     d = cfg.data
     check_name("data.tokenizer", d.tokenizer, TOKENIZERS)
     check_name("data.format", d.format, {"none": None, **FORMATS})
-    check_name("data.curriculum", d.curriculum, CURRICULA)
+    reason = check_curriculum(d.curriculum)
+    if reason:
+        raise ConfigError(f"data.curriculum.{reason}")
     if not 0.0 < d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
+    if d.tokenizer == "hf" and not d.tokenizer_path:
+        raise ConfigError("data.tokenizer: hf needs data.tokenizer_path (a tokenizer.json, or a folder or run holding one)")
     if d.tokenizer == "bpe" and d.bpe_vocab_size < 256:
         raise ConfigError(f"data.bpe_vocab_size: must be at least 256 (the byte alphabet), got {d.bpe_vocab_size}")
     if d.format != "none" and not d.source.endswith(".jsonl"):
         raise ConfigError(f"data.format: {d.format!r} needs a .jsonl source of conversations, got {d.source!r}")
+    check_name("data.packing", d.packing, PACKINGS)
+    check_name("data.loss_on", d.loss_on, LOSS_ON)
+    if d.format == "none" and (d.loss_on != "all" or d.constitution):
+        raise ConfigError("data.loss_on: assistant and data.constitution need a chat format (data.format)")
+    try:
+        check_filters(d.filters)
+    except UserError as e:
+        raise ConfigError(str(e)) from None
     budgets = {k: v for k, v in dataclasses.asdict(b).items() if v}
     if any(v < 0 for v in budgets.values()) or len(budgets) != 1:
         raise ConfigError(f"budget: set exactly one of tokens, steps, seconds to a positive value, got {dataclasses.asdict(b)}")
@@ -171,6 +196,10 @@ def _check_distill(cfg: Config) -> None:
                               f"model.n_layer={cfg.model.n_layer}, teacher layer]")
     if f.weight and d.cache:
         raise ConfigError("train.distill.features: a cache holds logits only; feature distillation needs a live teacher")
+    if d.cache and (cfg.data.packing != "random" or cfg.data.curriculum.by != "none"):
+        raise ConfigError("train.distill.cache: a cache holds the windows of data.packing: random without a "
+                          f"curriculum; this run has packing {cfg.data.packing}, curriculum {cfg.data.curriculum.by} "
+                          "(use a live train.distill.teacher)")
 
 
 def _check_prune(cfg: Config) -> None:

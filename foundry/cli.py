@@ -93,6 +93,16 @@ def _prune(argv):
     return prune_main(argv)
 
 
+def _data(argv):
+    from foundry.data.cli import data_main
+    return data_main(argv)
+
+
+def _zoo(argv):
+    from foundry.zoo.cli import zoo_main
+    return zoo_main(argv)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -121,6 +131,8 @@ COMMANDS = {
     "compare": (_compare, "interleaved multi-seed comparison of two configs"),
     "lr-find": (_lr_find, "learning-rate range test"),
     "evolve": (_evolve, "aging evolution over configs (stacked mutations)"),
+    "data": (_data, "corpus tools: stats, filter, dedupe, synth (self-instruct), revise (constitution pairs)"),
+    "zoo": (_zoo, "presets; Hugging Face Llama / Mistral / Qwen2 / GPT-2 import and export"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
     "distill": (_distill, "distill cache: a teacher's top-k logits for a student's training stream"),
     "prune": (_prune, "prune a run (magnitude, saliency, wanda, N:M, heads/neurons/layers) into a new run"),

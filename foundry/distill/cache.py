@@ -13,7 +13,8 @@ folder and renamed into place.
 
 The training stream is what the trainer draws: for each seed, max_steps x grad_accum micro-batches
 of batch_size windows (get_batch with numpy's generator seeded by train.seed). Each distinct window
-is stored once under a hash of its tokens; the teacher's output depends on nothing else, so a lookup
+is stored once under a hash of its tokens (data.packing random without a curriculum only: packed
+rows and a curriculum's schedule train from a live teacher); the teacher's output depends on nothing else, so a lookup
 is exact whatever the order, a resume or a shorter run, and a student whose stream differs gets an
 error naming what the cache was written for. A student may use top_k <= K: the tail then also
 holds the entries past its k.
@@ -73,6 +74,9 @@ def write_cache(teacher_path, cfg, out, top_k: int = 16, seeds=None, steps: int 
         raise UserError("distill cache: a budget in seconds has no fixed stream; give --steps")
     if os.path.exists(out):
         raise UserError(f"{out}: already exists; choose another --out")
+    if cfg.data.packing != "random" or cfg.data.curriculum.by != "none":
+        raise UserError(f"distill cache: the stream of data.packing={cfg.data.packing} with curriculum "
+                        f"{cfg.data.curriculum.by} is not cached (random windows without a curriculum only)")
     teacher = Teacher(teacher_path, cfg)
     dataset = load_dataset(cfg.data)
     teacher.check(dataset.tokenizer, cfg)

@@ -2,13 +2,13 @@
 
     distiller = Distiller(cfg, device, dataset, hard_loss)   # a live teacher or a cache (train.distill)
     distiller.start(student)                                  # vocabulary check, feature hooks, projections
-    loss = distiller(student, x, y)                           # x, y (B, T) on the CPU
+    loss = distiller(student, x, y, doc_ids=None)             # x, y (B, T) on the CPU; doc_ids: packed rows
     distiller.stats                                           # distill_hard, distill_soft, distill_feature
 
     loss = alpha * hard(logits, y) + (1 - alpha) * T^2 * D(teacher_T || student_T) + weight * features
 
 `hard` is train.loss (cross-entropy by default), D is train.distill.loss (kl, jsd, tvd; losses.py),
-averaged over tokens, with top_k > 0 over the teacher's top k plus a bucket for the missing mass.
+averaged over the tokens that have a target (y >= 0: not padding, inside data.loss_on), with top_k > 0 over the teacher's top k plus a bucket for the missing mass.
 Feature distillation (features.weight > 0) adds the mean over `pairs` of the MSE, or 1 - cosine,
 between the student block's output (through a learned linear projection when the widths differ)
 and the teacher block's output. The projections train with the student (the objective hands them
@@ -65,14 +65,14 @@ class Distiller:
     def parameters(self) -> list:
         return list(self.projections.parameters())
 
-    def soft_targets(self, x, logits):
+    def soft_targets(self, x, logits, doc_ids=None):
         """(teacher, student) log-probabilities (N, K) at the temperature, for the divergence."""
         T, k = self.d.temperature, self.d.top_k
         student = logits.flatten(0, 1)  # (N, V)
         if self.cache is not None:
             index, logp, tail = (t.to(self.device, non_blocking=True) for t in self.cache.lookup(x))
             return top_k_buckets(index.flatten(0, 1), logp.flatten(0, 1), tail.flatten(), student, T)
-        teacher_logits = self.teacher(x)  # (B, T, V) on the teacher's device, no graph
+        teacher_logits = self.teacher(x, doc_ids)  # (B, T, V) on the teacher's device, no graph
         if k == 0:
             return full_vocabulary(teacher_logits.flatten(0, 1).to(self.device, non_blocking=True), student, T)
         from foundry.distill.teacher import top_k
@@ -90,12 +90,17 @@ class Distiller:
                 losses.append((1 - F.cosine_similarity(student, teacher, dim=-1)).mean())
         return torch.stack(losses).mean()
 
-    def __call__(self, model, x, y):
+    def __call__(self, model, x, y, doc_ids=None):
         d = self.d
-        logits = model(x.to(self.device, non_blocking=True))  # (B, T, V)
-        hard = self.hard_loss(logits, y.to(self.device, non_blocking=True))
-        teacher_logp, student_logp = self.soft_targets(x, logits)
-        soft = self.divergence(teacher_logp, student_logp).mean()
+        y = y.to(self.device, non_blocking=True)
+        if doc_ids is None:
+            logits = model(x.to(self.device, non_blocking=True))  # (B, T, V)
+        else:
+            logits = model(x.to(self.device, non_blocking=True), doc_ids=doc_ids.to(self.device, non_blocking=True))
+        hard = self.hard_loss(logits, y)
+        teacher_logp, student_logp = self.soft_targets(x, logits, doc_ids)
+        has_target = (y >= 0).flatten().float()  # (N,)
+        soft = (self.divergence(teacher_logp, student_logp) * has_target).sum() / has_target.sum().clamp(min=1)
         loss = d.alpha * hard + (1 - d.alpha) * d.temperature ** 2 * soft
         self.stats = {"distill_hard": hard.detach(), "distill_soft": soft.detach()}
         if d.features.weight:

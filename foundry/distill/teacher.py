@@ -10,7 +10,7 @@ checkpoints; a LoRA run is merged). It runs in eval mode, with requires_grad off
 torch.no_grad(): its outputs carry no autograd graph and training leaves its weights bitwise as
 loaded. teacher_device "" puts it on the student's device; "cpu" or "cuda:1" elsewhere (its outputs
 are moved to the student: only the top k when top_k > 0). teacher_dtype auto follows train.dtype
-(bf16 autocast on CUDA, fp32 on CPU); bf16 stores its weights in bf16 (half the memory); fp32 never
+(its autocast: bf16 on CUDA and on CPUs with bf16 units); bf16 stores its weights in bf16 (half the memory); fp32 never
 autocasts.
 """
 from __future__ import annotations
@@ -86,7 +86,11 @@ class Teacher:
         return contextlib.nullcontext()
 
     @torch.no_grad()
-    def __call__(self, x):
-        """x (B, T) token ids -> fp32 logits (B, T, V) on the teacher's device; hidden states in self.hidden."""
+    def __call__(self, x, doc_ids=None):
+        """x (B, T) token ids (doc_ids: packed rows) -> fp32 logits (B, T, V) on the teacher's device;
+        hidden states in self.hidden."""
+        x = x.to(self.device, non_blocking=True)
         with self.precision():
-            return self.model(x.to(self.device, non_blocking=True)).float()
+            if doc_ids is None:
+                return self.model(x).float()
+            return self.model(x, doc_ids=doc_ids.to(self.device, non_blocking=True)).float()

@@ -8,6 +8,8 @@ checkpoint.load_model, which rebuilds the same adapters before loading the weigh
 On a pruned layer (a `weight_mask`, foundry/weights/masks.py) the adapter's update is masked
 too: the layer computes x (M * (W + scale B A))^T, so the adapters train the sparse model they
 will be merged into, and merge_lora re-applies the masks: sparsity is exact after merging.
+merged_weights(reader, train_cfg) reads a LoRA checkpoint's tensors with the adapters merged in,
+one at a time (foundry zoo export).
 """
 import torch.nn.functional as F
 from torch import nn
@@ -15,7 +17,7 @@ from torch import nn
 from foundry.errors import UserError
 from foundry.weights.masks import apply_masks, mask_of, masked_modules
 
-ADAPTER = "default"  # the adapter name inject_adapter_in_model gives
+ADAPTER = "default"  # the adapter name inject_adapter_in_model gives; checkpoints hold X.lora_A.default.weight
 
 
 def _masked_update(module, args, output):
@@ -64,3 +66,33 @@ def merge_lora(model):
         param.requires_grad_(True)
     apply_masks(model)
     return model
+
+
+def lora_modules(names) -> list[str]:
+    """The modules of a checkpoint's tensor names that carry LoRA adapters."""
+    return sorted({n.rsplit(".lora_A.", 1)[0] for n in names if ".lora_A." in n})
+
+
+def base_name(name: str) -> str:
+    """A checkpoint name without peft's wrapper: X.base_layer.weight -> X.weight."""
+    return name.replace(".base_layer.", ".")
+
+
+def merged_weights(reader, train_cfg):
+    """(specs, get): the plain model's {name: (dtype, shape)} and a function returning each tensor
+    with its LoRA update merged in (W + alpha / r * B @ A, in fp32, cast back), read on demand from
+    `reader` (a foundry.weights.tensors.TensorReader over a checkpoint)."""
+    names = set(reader.names())
+    scale = train_cfg.lora_alpha / train_cfg.lora_rank if train_cfg.lora_rank else 0.0
+    stored = {base_name(n): n for n in names if ".lora_" not in n}
+    specs = {plain: reader.spec(n) for plain, n in stored.items()}
+
+    def get(name):
+        tensor = reader.get(stored[name])
+        module = name.rsplit(".", 1)[0]
+        if name.endswith(".weight") and f"{module}.lora_A.{ADAPTER}.weight" in names:
+            a = reader.get(f"{module}.lora_A.{ADAPTER}.weight").float()  # (r, in)
+            b = reader.get(f"{module}.lora_B.{ADAPTER}.weight").float()  # (out, r)
+            tensor = (tensor.float() + scale * (b @ a)).to(tensor.dtype)
+        return tensor
+    return specs, get
