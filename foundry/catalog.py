@@ -98,8 +98,8 @@ def _check_shape(m, where: str = "") -> None:
     for key in ("n_layer", "n_head", "n_embd", "block_size"):
         if getattr(m, key) <= 0:
             raise ConfigError(f"{where}model.{key}: must be positive, got {getattr(m, key)}")
-    if m.head_size < 0 or m.mlp_hidden < 0:
-        raise ConfigError(f"{where}model.head_size/mlp_hidden: must not be negative, got {m.head_size}/{m.mlp_hidden}")
+    if m.head_size < 0:
+        raise ConfigError(f"{where}model.head_size: must not be negative, got {m.head_size}")
     if not m.head_size and m.n_embd % m.n_head:
         raise ConfigError(f"{where}model.n_embd: {m.n_embd} is not divisible by model.n_head={m.n_head}")
     if m.n_kv_head < 0 or (m.n_kv_head and m.n_head % m.n_kv_head):
