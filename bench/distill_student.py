@@ -2,16 +2,18 @@
 against the same student trained from scratch, at equal steps and tokens; and the wall time of
 online (live teacher) against cached-teacher distillation (`foundry distill cache`).
 
-    FOUNDRY_DATA=../shared/data OMP_NUM_THREADS=1 python bench/distill_student.py            # 3 seeds x 500 steps
+    FOUNDRY_DATA=../shared/data OMP_NUM_THREADS=1 python bench/distill_student.py            # 3 seeds x 300 steps
     FOUNDRY_DATA=../shared/data python bench/distill_student.py --steps 100 --seeds 1     # a quick look
 
 Students: baselines/shakespeare_char.yaml with model.n_layer=2 (the teacher's width, heads and
 context), budget.steps=STEPS, train.seed in SEEDS; every student of a seed draws the same batches
 and starts from the same weights. Distilled: train.distill {temperature 2, alpha 0.5, top_k 16, kl}
-online and from one cache written for all seeds. Runs live in WORK and are reused when finished.
+online and from one cache written for all seeds (a cache written before for these seeds and at
+least as many steps is reused: a shorter run draws a prefix of the same stream). Runs live in WORK and are reused when finished.
 Prints val_bpb per seed and the mean, train tokens/s and wall seconds.
 """
 import argparse
+import glob
 import os
 import statistics
 import sys
@@ -29,7 +31,7 @@ DISTILL = ["train.distill.temperature=2.0", "train.distill.alpha=0.5", "train.di
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--steps", type=int, default=300)
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--teacher-steps", type=int, default=2000, help="the teacher's budget (2000 = its full one)")
     p.add_argument("--work", default=os.path.join(REPO, "experiments", "bench_distill_prune"))
@@ -38,6 +40,10 @@ def main() -> int:
     teacher = trained_teacher(args.work, args.teacher_steps)
     student = ["model.n_layer=2", f"budget.steps={args.steps}"]
     cache = os.path.join(args.work, f"cache-k16-t{args.teacher_steps}-{args.steps}")
+    for written in sorted(glob.glob(os.path.join(args.work, f"cache-k16-t{args.teacher_steps}-*"))):
+        manifest = read_json(os.path.join(written, "manifest.json")) or {}
+        if set(seeds) <= set(manifest.get("seeds", ())) and manifest.get("micro_batches", 0) >= args.steps:
+            cache = written  # grad_accum is 1 here: micro-batches = steps
     if read_json(os.path.join(cache, "manifest.json")) is None:
         with quiet():
             write_cache(teacher, catalog.load(BASELINE, student), cache, top_k=16, seeds=seeds)

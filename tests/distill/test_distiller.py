@@ -1,5 +1,6 @@
 """The distill objective with a live teacher: alpha 1 is plain CE, the teacher stays frozen and
 graph-free, mismatched vocabularies are errors, bf16 teachers, feature distillation and resume."""
+import json
 import os
 
 import numpy as np
@@ -134,3 +135,33 @@ def test_bad_distill_settings_name_the_key(data_dir, teacher):
     dpo = {**base, "train": {**base["train"], "loss": "dpo"}, "data": {"source": "p.jsonl"}}
     with pytest.raises(UserError, match="next-token"):
         catalog.from_dict(dpo)
+
+
+def test_packed_rows_reach_the_teacher_and_only_targets_carry_the_soft_loss(tmp_path, data_dir, teacher):
+    text = open(os.path.join(data_dir, "tinyshakespeare.txt")).read()
+    with open(tmp_path / "docs.jsonl", "w") as f:  # Shakespeare's lines as documents: the same characters
+        f.writelines(json.dumps({"text": line}) + "\n" for line in text.split("\n") if line)
+    data = to_dict(student(data_dir, teacher, alpha=0.0, temperature=2.0))
+    data["train"]["batch_size"] = 16
+    cfg = catalog.from_dict({**data, "data": {**data["data"], "source": str(tmp_path / "docs.jsonl"), "packing": "bin"}})
+    cfg.model.vocab_size = 65
+    objective = build_objective(cfg, "cpu")
+    model = GPT(cfg.model)
+    objective.start(model)
+    x, y, doc_ids = objective.batch(np.random.default_rng(5))
+    assert doc_ids is not None and (y < 0).any()  # rows of pieces: some positions have no target
+    loss = objective.micro_loss(model, np.random.default_rng(5))
+    with torch.no_grad():
+        t = torch.log_softmax(objective.distiller.teacher.model(x, doc_ids=doc_ids).float() / 2.0, -1).flatten(0, 1)
+        s = torch.log_softmax(model(x, doc_ids=doc_ids).float() / 2.0, -1).flatten(0, 1)
+    kl = (t.exp() * (t - s)).sum(-1)  # (N,)
+    kept = y.flatten() >= 0
+    assert loss.item() == pytest.approx(4.0 * kl[kept].mean().item(), rel=1e-4)
+
+
+def test_a_cache_refuses_packed_rows_and_curricula(data_dir, teacher):
+    base = to_dict(student(data_dir, teacher))
+    base["train"]["distill"] = {"cache": "caches/t"}
+    for data in ({"packing": "bin"}, {"curriculum": {"by": "length"}}):
+        with pytest.raises(UserError, match="train.distill.cache: a cache holds the windows"):
+            catalog.from_dict({**base, "data": {**base["data"], **data}})
