@@ -29,7 +29,7 @@ import foundry  # noqa: E402
 from foundry import catalog  # noqa: E402
 from foundry.data import load_dataset  # noqa: E402
 from foundry.evaluation import val_metrics  # noqa: E402
-from foundry.io import read_json  # noqa: E402
+from foundry.io import read_json, write_json  # noqa: E402
 from foundry.prune import prune  # noqa: E402
 
 UNSTRUCTURED = {"magnitude 50%": {"method": "magnitude", "sparsity": 0.5},
@@ -46,9 +46,15 @@ EVAL_BATCHES = 50
 
 
 def val_loss(run) -> float:
-    model, _, cfg = foundry.load(run)
-    data = load_dataset(cfg.data)
-    return val_metrics(model, data.val, cfg, data.val_bytes_per_token, "cpu", batches=EVAL_BATCHES)["val_loss"]
+    """Val loss on the fixed slice, kept in RUN/bench_val.json so a second invocation reads it."""
+    path = os.path.join(run, "bench_val.json")
+    kept = read_json(path)
+    if kept is None or kept["batches"] != EVAL_BATCHES:
+        model, _, cfg = foundry.load(run)
+        data = load_dataset(cfg.data)
+        loss = val_metrics(model, data.val, cfg, data.val_bytes_per_token, "cpu", batches=EVAL_BATCHES)["val_loss"]
+        write_json(path, kept := {"val_loss": loss, "batches": EVAL_BATCHES})
+    return kept["val_loss"]
 
 
 @torch.no_grad()
@@ -68,6 +74,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--finetune-steps", type=int, default=40)
+    p.add_argument("--part", choices=("all", "unstructured", "structured"), default="all",
+                   help="train only these rows (two processes can share the work); 'all' also prints the tables")
     p.add_argument("--teacher-steps", type=int, default=2000, help="the model's budget (2000 = its full one)")
     p.add_argument("--work", default=os.path.join(REPO, "experiments", "bench_distill_prune"))
     args = p.parse_args()
@@ -87,7 +95,8 @@ def main() -> int:
         cfg = finetune_config(dense, seed)
         after = trained(cfg, os.path.join(args.work, f"ft-dense-t{args.teacher_steps}-{args.finetune_steps}-s{seed}"))
         rows["dense"].append({"pruned": dense_loss, "tuned": after["val_loss"], "params": after["params"]})
-    for label, options in {**UNSTRUCTURED, **STRUCTURED}.items():
+    parts = {"all": {**UNSTRUCTURED, **STRUCTURED}, "unstructured": UNSTRUCTURED, "structured": STRUCTURED}
+    for label, options in parts[args.part].items():
         rows[label] = []
         for seed in seeds:
             name = label.replace(" ", "-").replace(":", "of").replace("%", "")
@@ -101,6 +110,8 @@ def main() -> int:
                                 "sparsity": report.get("sparsity"), "run": pruned})
             print(f"seed {seed} {label:>14}: val_loss {rows[label][-1]['pruned']:.4f} pruned -> "
                   f"{tuned['val_loss']:.4f} after {args.finetune_steps} steps", flush=True)
+    if args.part != "all":
+        return 0
     print(f"\n6-layer shakespeare_char ({args.teacher_steps} steps): dense val_loss {dense_loss:.4f} "
           f"(ppl {math.exp(dense_loss):.3f}); mean over seeds {seeds}; fine-tune {args.finetune_steps} steps")
     print(f"{'':>14}  {'sparsity':>8}  {'params':>9}  {'val_loss pruned':>15}  {'ppl':>7}  {'val_loss tuned':>14}  {'ppl':>7}")
