@@ -11,7 +11,8 @@ and starts from the same weights. Distilled: train.distill {temperature 2, alpha
 online and from one cache written for all seeds (a cache written before for these seeds and at
 least as many steps is reused: a shorter run draws a prefix of the same stream). Runs live in WORK and are reused when finished.
 Prints val_bpb per seed and the mean, train tokens/s and wall seconds. The live teacher trains
-only --online-seeds (default 1: it gives the wall time; its val_bpb is the cached run's exactly).
+only --online-seeds (default 1: it gives the wall time; its val_bpb is the cached run's to ~1e-5,
+the cache holding the log-probabilities in fp16).
 """
 import argparse
 import glob
@@ -35,8 +36,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--online-seeds", default="1",
-                   help="seeds that also train with the live teacher (its val_bpb equals the cached one's: the "
-                        "cache holds the same top-k, tests/distill/test_cache.py); 'all' = every seed")
+                   help="seeds that also train with the live teacher (its val_bpb matches the cached one's to "
+                        "~1e-5: the cache holds the same top-k in fp16, tests/distill/test_cache.py); 'all' = every seed")
     p.add_argument("--teacher-steps", type=int, default=2000, help="the teacher's budget (2000 = its full one)")
     p.add_argument("--work", default=os.path.join(REPO, "experiments", "bench_distill_prune"))
     args = p.parse_args()
@@ -78,9 +79,9 @@ def main() -> int:
               f"{statistics.mean(r['tokens_per_s'] for r in rows):,.0f} train tokens/s")
     pairs = list(zip(results["online"], [r for r, seed in zip(results["cached"], seeds) if seed in online_seeds]))
     online, cached = (statistics.mean(pair[i]["wall_s"] for pair in pairs) for i in (0, 1))
-    same = all(o["val_bpb"] == c["val_bpb"] for o, c in pairs)
+    gap = max(abs(o["val_bpb"] - c["val_bpb"]) for o, c in pairs)
     print(f"  cached / online wall time (seeds {online_seeds}): {cached / online:.2f} "
-          f"(+ the cache, once: {manifest['seconds']:.0f} s); online val_bpb == cached: {same}")
+          f"(+ the cache, once: {manifest['seconds']:.0f} s); |online - cached| val_bpb: {gap:.1e}")
     return 0
 
 

@@ -10,7 +10,8 @@ fine-tunes with its own batches: train.init_from=PRUNED, budget.steps=N, lr 3e-4
 warmup steps; masks are re-applied after every step. "dense" fine-tunes the unpruned model the
 same way. Val loss is on the first 600 validation windows (eval.batches=50 of 12 sequences, the
 same slice for every row, the dense model's included), perplexity = exp(val loss).
-tokens/s: forward passes of a 12 x 64 batch on one thread, the median of 20 after 3 warm-up ones.
+tokens/s: forward passes of a 12 x 64 batch on one thread, the models interleaved, the median of 20
+rounds after 3 warm-up ones.
 For reference, the Wanda paper (LLaMA-2-7B, 50%): dense 5.12, magnitude 14.89, Wanda 6.42 perplexity.
 """
 import argparse
@@ -58,16 +59,19 @@ def val_loss(run) -> float:
 
 
 @torch.no_grad()
-def tokens_per_s(run) -> float:
-    model = foundry.load(run)[0]
-    x = torch.randint(0, model.cfg.vocab_size, (12, 64))
-    times = []
+def tokens_per_s(runs: dict) -> dict:
+    """{label: forward tokens/s} of a 12 x 64 batch, the models timed in turn (interleaved, so a
+    change in the machine's load falls on all of them alike): the median of 20 rounds after 3."""
+    models = {label: foundry.load(run)[0] for label, run in runs.items()}
+    x = torch.randint(0, next(iter(models.values())).cfg.vocab_size, (12, 64))
+    times = {label: [] for label in models}
     for i in range(23):
-        start = time.perf_counter()
-        model(x)
-        if i >= 3:
-            times.append(time.perf_counter() - start)
-    return x.numel() / statistics.median(times)
+        for label, model in models.items():
+            start = time.perf_counter()
+            model(x)
+            if i >= 3:
+                times[label].append(time.perf_counter() - start)
+    return {label: x.numel() / statistics.median(t) for label, t in times.items()}
 
 
 def main() -> int:
@@ -121,7 +125,7 @@ def main() -> int:
         print(f"{label:>14}  {'' if share is None else f'{share:.3f}':>8}  {group[0]['params']:>9,}  {pruned:>15.4f}  "
               f"{math.exp(pruned):>7.3f}  {tuned:>14.4f}  {math.exp(tuned):>7.3f}")
     print("\nstructured (seed 1's models): size, forward tokens/s on one thread")
-    speeds = {"dense": tokens_per_s(dense), **{k: tokens_per_s(rows[k][0]["run"]) for k in STRUCTURED}}
+    speeds = tokens_per_s({"dense": dense, **{k: rows[k][0]["run"] for k in STRUCTURED}})
     flops = {k: (read_json(os.path.join(rows[k][0]["run"], "prune.json")) or {}).get("flops_per_token_after")
              for k in STRUCTURED}
     flops["dense"] = read_json(os.path.join(dense, "summary.json"))["flops_per_token"]
