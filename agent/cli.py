@@ -24,10 +24,10 @@ from agent import settings as settings_mod
 from agent.ledger import Ledger
 from agent.lock import CampaignLock
 from agent.report import runs_json, runs_table, status, status_table
-from foundry.catalog import load
 from foundry.errors import UserError
 from foundry.lineage.history import promotions
 from foundry.lineage.repo import check_committed, open_repo, relpath
+from foundry.runner.pool import WorkerPool, plan_workers
 
 FLAGS = {"population": "search.population", "workers": "search.workers", "seed": "search.seed",
          "trial_timeout": "search.trial_timeout_s", "keep_checkpoints": "search.keep_checkpoints",
@@ -107,6 +107,19 @@ def _run_locked(args, repo, campaign: str, campaign_dir: str, lock: CampaignLock
                             "pick another --campaign")
         settings.baseline = rel
     baseline_path = os.path.join(repo.working_tree_dir, settings.baseline)
+    # Start-up: the pool's preloader starts importing torch first, while this process imports
+    # it too (for validation) and reads the ledger; nothing here has imported torch yet.
+    pool = WorkerPool(plan_workers(settings.worker_count()), timeout_s=settings.search.trial_timeout_s,
+                      cwd=repo.working_tree_dir)
+    pool.warm()
+    try:
+        return _supervise(args, repo, baseline_path, campaign_dir, settings, settings_path, lock, pool)
+    finally:
+        pool.close()
+
+
+def _supervise(args, repo, baseline_path, campaign_dir, settings, settings_path, lock, pool) -> int:
+    from foundry.catalog import load
     load(baseline_path)   # a baseline that does not validate: one line, exit 2
     check_committed(repo, settings.baseline)
     settings_mod.save(settings, settings_path)
@@ -116,7 +129,7 @@ def _run_locked(args, repo, campaign: str, campaign_dir: str, lock: CampaignLock
     view = View(os.path.join(campaign_dir, "supervisor.log"))
     if lock.took_over_pid:
         view.log(f"took over a stale lock of pid {lock.took_over_pid} (that supervisor is gone)")
-    sup = Supervisor(repo, baseline_path, campaign_dir, settings, view)
+    sup = Supervisor(repo, baseline_path, campaign_dir, settings, view, pool=pool)
     previous = {s: signal.signal(s, sup.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return sup.run(generations=args.generations, hours=args.hours)

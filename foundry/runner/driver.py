@@ -42,5 +42,5 @@ def drive(pool, next_spec, on_finished, save, log=print, poll_s: float = 0.2) ->
     finally:
         if pool.busy():
             log("  stopping running trials; they resume when the search is restarted")
-        pool.close()  # stops running trials and the pool's preloaders
+        pool.close()  # stops running trials and the pool's preloader
         save()

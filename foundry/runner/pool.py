@@ -8,8 +8,9 @@ Workers: one per GPU, pinned with CUDA_VISIBLE_DEVICES; else N CPU workers split
 [--resume]` in its own session / process group, logging to DIR/train.log; a wall-clock timeout
 or `stop()` kills the whole group (SIGTERM, SIGKILL after a grace period), and a trial dies
 with the process that started it (Linux), so a supervisor killed with -9 leaves none behind.
-On Linux trials are forked from a per-worker preloader that has imported torch but none of
-foundry (preloader.py, forkserver.py): edited code is still picked up, the import cost is paid once per worker.
+On Linux trials are forked from one preloader per pool that has imported torch but none of
+foundry (preloader.py, forkserver.py), each child taking its worker's environment: edited code is
+still picked up, and the import cost is paid once per pool.
 Non-blocking use (the supervisor): `submit()`, then `poll()` returns the started / finished
 events since the last call; `run()` is the blocking form (sweeps).
 """
@@ -27,6 +28,8 @@ from foundry.runner.preloader import Preloader, die_with_parent, kill_orphan  # 
 
 TRAIN_COMMAND = [sys.executable, "-m", "foundry.training.cli", "train"]
 LOG_NAME = "train.log"
+# present wherever torch.cuda can see a device: the NVIDIA driver, or ROCm's kernel driver
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
 
 
 @dataclass
@@ -91,6 +94,8 @@ def cpu_count() -> int:
 
 def visible_gpus() -> list[str]:
     """Physical GPU ids this process may use (respects an inherited CUDA_VISIBLE_DEVICES)."""
+    if not any(os.path.exists(p) for p in GPU_DRIVER_FILES):
+        return []   # no GPU driver: skip importing torch (seconds of the supervisor's start-up)
     try:
         import torch
         count = torch.cuda.device_count()
@@ -174,9 +179,9 @@ class WorkerPool:
         self.grace_s = grace_s
         self.command = list(command or TRAIN_COMMAND)
         self.cwd = cwd
-        # `foundry train` trials fork from a per-worker preloader (preloader.py) that has imported torch
+        # `foundry train` trials fork from the pool's preloader (preloader.py), which has imported torch
         self.preload = (self.command == TRAIN_COMMAND and sys.platform == "linux") if preload is None else preload
-        self.preloaders: dict = {}
+        self.preloader: Preloader | None = None
         self.queue: list[TrialSpec] = []
         self.active: dict[str, _Running] = {}   # worker name -> running trial
 
@@ -212,16 +217,16 @@ class WorkerPool:
         return events
 
     def warm(self) -> None:
-        """Start the preloaders now (they import torch in the background); else at the first trial."""
-        if self.preload and not self.preloaders:
-            self.preloaders = {w.name: Preloader({**os.environ, **w.env}, self.cwd) for w in self.workers}
+        """Start the preloader now (it imports torch in the background); else at the first trial."""
+        if self.preload and self.preloader is None:
+            self.preloader = Preloader(dict(os.environ), self.cwd)
 
     def close(self) -> None:
-        """Stop trials and the preloaders (they also die with this process)."""
+        """Stop trials and the preloader (it also dies with this process)."""
         self.stop()
-        for preloader in self.preloaders.values():
-            preloader.close()
-        self.preloaders = {}
+        if self.preloader is not None:
+            self.preloader.close()
+        self.preloader = None
 
     # ---- the blocking interface
     def run(self, specs, on_event=None, poll_s: float = 0.2) -> list[TrialResult]:
@@ -256,8 +261,8 @@ class WorkerPool:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {worker.name}: {' '.join(argv)}\n".encode())
             log.flush()
             offset = log.tell()
-        preloader = self.preloaders.get(worker.name)
-        proc = preloader and preloader.spawn(argv[len(self.command) - 1:], self.cwd or os.getcwd(), log_path)
+        proc = self.preloader and self.preloader.spawn(argv[len(self.command) - 1:], self.cwd or os.getcwd(),
+                                                       log_path, {**worker.env, "PYTHONUNBUFFERED": "1"})
         if proc is None:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

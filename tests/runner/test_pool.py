@@ -126,11 +126,15 @@ def test_classify_and_kill_orphan_refuse_strangers():
 
 
 def test_preloaded_trials_run_the_real_cli_and_orphans_are_found_by_their_log(tmp_path):
-    """Trials forked by the per-worker preloader run `foundry train` itself (bad input: exit 2 with
-    its one-line error in the log); a trial left running is recognised by its log and killed."""
+    """Trials forked by the pool's one preloader run `foundry train` itself (bad input: exit 2 with
+    its one-line error in the log), each with its own worker's thread count; a trial left running
+    is recognised by its log and killed."""
     from foundry.runner.preloader import Preloader
     repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    preloader = Preloader({**os.environ, **plan_workers(1, gpus=[], cores=2)[0].env}, str(tmp_path))
+    tiny = os.path.join(repo_root, "baselines", "tiny.yaml")
+    overrides = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.block_size=32",
+                 "train.batch_size=4", "eval.batches=1", "train.dtype=fp32"]
+    preloader = Preloader(dict(os.environ), str(tmp_path))
     try:
         bad = tmp_path / "bad.yaml"
         bad.write_text("model:\n  n_layer: -1\n")
@@ -140,11 +144,19 @@ def test_preloaded_trials_run_the_real_cli_and_orphans_are_found_by_their_log(tm
             time.sleep(0.05)
         assert proc.poll() == 2 and "model.n_layer" in open(log).read()
 
+        for i, worker in enumerate(plan_workers(2, gpus=[], cores=2)[:1] + plan_workers(1, gpus=[], cores=2)):
+            out = tmp_path / f"threads{i}"
+            proc = preloader.spawn(["train", tiny, *overrides, "budget.tokens=256", "--out", str(out)],
+                                   str(tmp_path), str(tmp_path / "threads.log"), worker.env)
+            while proc.poll() is None:
+                time.sleep(0.05)
+            assert proc.poll() == 0
+            device = json.load(open(out / "summary.json"))["device"]
+            assert f"x{worker.env['OMP_NUM_THREADS']} threads" in device, device
+
         out = tmp_path / "long"
         out.mkdir()
-        overrides = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.block_size=32",
-                     "budget.tokens=0", "budget.seconds=60", "train.batch_size=4"]
-        proc = preloader.spawn(["train", os.path.join(repo_root, "baselines", "tiny.yaml"), *overrides,
+        proc = preloader.spawn(["train", tiny, *overrides, "budget.tokens=0", "budget.seconds=60",
                                 "--out", str(out)], str(tmp_path), str(out / "train.log"))
         deadline = time.time() + 120
         while not (out / "progress.json").exists() and time.time() < deadline:
