@@ -25,8 +25,10 @@ from foundry.data import FORMATS, TOKENIZERS
 from foundry.data.curriculum import check as check_curriculum
 from foundry.data.filters import check_filters
 from foundry.data.packing import PACKINGS
+from foundry.distill.losses import DISTILL_LOSSES
 from foundry.errors import UserError
 from foundry.model.modules import BROKEN, BROKEN_NAMES, REGISTRIES
+from foundry.prune.scores import PRUNE_METHODS, PRUNE_SCOPES, parse_pattern
 from foundry.training.losses import LOSSES
 from foundry.training.parallel import STRATEGIES, STRATEGY_NAMES
 
@@ -97,7 +99,9 @@ def _check_shape(m, where: str = "") -> None:
     for key in ("n_layer", "n_head", "n_embd", "block_size"):
         if getattr(m, key) <= 0:
             raise ConfigError(f"{where}model.{key}: must be positive, got {getattr(m, key)}")
-    if m.n_embd % m.n_head:
+    if m.head_size < 0:
+        raise ConfigError(f"{where}model.head_size: must not be negative, got {m.head_size}")
+    if not m.head_size and m.n_embd % m.n_head:
         raise ConfigError(f"{where}model.n_embd: {m.n_embd} is not divisible by model.n_head={m.n_head}")
     if m.n_kv_head < 0 or (m.n_kv_head and m.n_head % m.n_kv_head):
         raise ConfigError(f"{where}model.n_kv_head: model.n_head={m.n_head} is not divisible by {m.n_kv_head}")
@@ -150,6 +154,8 @@ def validate(cfg: Config) -> None:
     reason = STRATEGIES[t.strategy].check(cfg) if t.strategy in STRATEGIES else None
     if reason:
         raise ConfigError(f"train.strategy: {reason}")
+    _check_distill(cfg)
+    _check_prune(cfg)
     d = cfg.data
     check_name("data.tokenizer", d.tokenizer, TOKENIZERS)
     check_name("data.format", d.format, {"none": None, **FORMATS})
@@ -183,3 +189,53 @@ def validate(cfg: Config) -> None:
     for task in cfg.eval.rank:
         if task not in cfg.eval.tasks:
             raise ConfigError(f"eval.rank: {task!r} is not in eval.tasks {cfg.eval.tasks}")
+
+
+def _check_distill(cfg: Config) -> None:
+    d = cfg.train.distill
+    if not (d.teacher or d.cache):
+        return
+    if d.teacher and d.cache:
+        raise ConfigError("train.distill: set teacher (a live teacher) or cache (its stored logits), not both")
+    check_name("train.distill.loss", d.loss, DISTILL_LOSSES)
+    if LOSSES[cfg.train.loss].objective != "next_token":
+        raise ConfigError(f"train.distill: distillation trains on next-token batches; train.loss={cfg.train.loss} does not")
+    if d.temperature <= 0 or not 0.0 <= d.alpha <= 1.0 or d.top_k < 0:
+        raise ConfigError(f"train.distill: temperature must be positive, alpha in [0, 1], top_k >= 0; "
+                          f"got {d.temperature}, {d.alpha}, {d.top_k}")
+    if d.teacher_dtype not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"train.distill.teacher_dtype: unknown {d.teacher_dtype!r} (valid: auto, bf16, fp32)")
+    f = d.features
+    if f.weight < 0 or f.loss not in ("mse", "cosine"):
+        raise ConfigError(f"train.distill.features: weight >= 0 and loss mse or cosine, got {f.weight}, {f.loss!r}")
+    if f.weight and not f.pairs:
+        raise ConfigError("train.distill.features.pairs: feature distillation needs [[student layer, teacher layer], ...]")
+    for pair in f.pairs:
+        if len(pair) != 2 or not -cfg.model.n_layer <= pair[0] < cfg.model.n_layer:
+            raise ConfigError(f"train.distill.features.pairs: {pair} is not [student layer < "
+                              f"model.n_layer={cfg.model.n_layer}, teacher layer]")
+    if f.weight and d.cache:
+        raise ConfigError("train.distill.features: a cache holds logits only; feature distillation needs a live teacher")
+    if d.cache and (cfg.data.packing != "random" or cfg.data.curriculum.by != "none"):
+        raise ConfigError("train.distill.cache: a cache holds the windows of data.packing: random without a "
+                          f"curriculum; this run has packing {cfg.data.packing}, curriculum {cfg.data.curriculum.by} "
+                          "(use a live train.distill.teacher)")
+
+
+def _check_prune(cfg: Config) -> None:
+    p = cfg.train.prune
+    if not p.method:
+        return
+    check_name("train.prune.method", p.method, PRUNE_METHODS)
+    if p.scope:
+        check_name("train.prune.scope", p.scope, PRUNE_SCOPES)
+    if not cfg.train.init_from:
+        raise ConfigError("train.prune: pruning acts on trained weights; set train.init_from to the run to prune")
+    if LOSSES[cfg.train.loss].objective != "next_token":
+        raise ConfigError(f"train.prune: calibrates on next-token batches; train.loss={cfg.train.loss} does not train on them")
+    if not 0.0 <= p.sparsity < 1.0 or p.calibration <= 0:
+        raise ConfigError(f"train.prune: sparsity in [0, 1) and calibration > 0, got {p.sparsity}, {p.calibration}")
+    try:
+        parse_pattern(p.pattern)
+    except ValueError as e:
+        raise ConfigError(f"train.prune.pattern: {e}") from None

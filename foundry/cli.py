@@ -83,6 +83,16 @@ def _evolve(argv):
     return evolve_main(argv)
 
 
+def _distill(argv):
+    from foundry.distill.cli import distill_main
+    return distill_main(argv)
+
+
+def _prune(argv):
+    from foundry.prune.cli import prune_main
+    return prune_main(argv)
+
+
 def _data(argv):
     from foundry.data.cli import data_main
     return data_main(argv)
@@ -130,6 +140,8 @@ COMMANDS = {
     "zoo": (_zoo, "presets; Hugging Face Llama / Mistral / Qwen2 / GPT-2 import and export"),
     "fuse": (_fuse, "fuse experts' blocks (any family, any width) with adapters and routers; `fuse report RUN`"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
+    "distill": (_distill, "distill cache: a teacher's top-k logits for a student's training stream"),
+    "prune": (_prune, "prune a run (magnitude, saliency, wanda, N:M, heads/neurons/layers) into a new run"),
 }
 
 if __name__ == "__main__":

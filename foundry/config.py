@@ -15,6 +15,7 @@ nowhere else.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -66,6 +67,7 @@ class ModelConfig:
     qkv_bias: bool = False      # biases on the query/key/value projections only (Qwen2); `bias` sets all
     mlp_hidden: int = 0         # MLP hidden width; 0 = derived from mlp_ratio (HF intermediate_size)
     preset: str = ""            # a named shape (foundry zoo list) filling the model keys a file leaves out
+    head_size: int = 0          # width of one attention head; 0 = n_embd // n_head (pruned heads keep theirs)
     dropout: float = 0.0
     bias: bool = False
     tie_embeddings: bool = True
@@ -80,7 +82,36 @@ class ModelConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.n_embd // self.n_head
+        return self.head_size or self.n_embd // self.n_head
+
+
+@dataclass
+class FeatureConfig:
+    weight: float = 0.0         # 0 = off; else weight of the hidden-state loss added to the total
+    pairs: list[list[int]] = field(default_factory=list)  # [[student layer, teacher layer], ...]; -1 = last
+    loss: str = "mse"           # mse | cosine, through a learned projection when the widths differ
+
+
+@dataclass
+class DistillConfig:
+    teacher: str = ""           # a Foundry run folder or checkpoint; "" = no distillation
+    cache: str = ""             # or offline teacher logits from `foundry distill cache` (no live teacher)
+    temperature: float = 2.0
+    alpha: float = 0.5          # weight of the hard-label loss (train.loss); 1 - alpha on T^2 x divergence
+    loss: str = "kl"            # kl | jsd | tvd (foundry/distill/losses.py)
+    top_k: int = 0              # 0 = the whole vocabulary; else the teacher's top k plus one bucket for the rest
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    teacher_device: str = ""    # "" = the student's device; cpu | cuda | cuda:N
+    teacher_dtype: str = "auto"  # auto (as train.dtype) | fp32 | bf16 (the teacher's weights in bf16)
+
+
+@dataclass
+class PruneConfig:
+    method: str = ""            # "" = off; magnitude | saliency | wanda: prune train.init_from's weights first
+    sparsity: float = 0.5       # share of each pruned matrix set to zero (ignored with a pattern)
+    pattern: str = ""           # "" | N:M, e.g. 2:4 (N kept of every M consecutive inputs)
+    scope: str = ""             # "" = the method's own (wanda: row, others: layer) | row | layer | global
+    calibration: int = 16       # training sequences for wanda's activations and saliency's gradients
 
 
 @dataclass
@@ -109,6 +140,8 @@ class TrainConfig:
     lora_dropout: float = 0.0
     diverge_factor: float = 4.0  # loss above factor x its initial value = diverged
     checkpoint_interval: int = 0  # steps between checkpoints; 0 = at eval time and end
+    distill: DistillConfig = field(default_factory=DistillConfig)  # knowledge distillation (foundry/distill/)
+    prune: PruneConfig = field(default_factory=PruneConfig)  # prune the starting weights (foundry/prune/)
 
 
 @dataclass
@@ -190,7 +223,7 @@ SECTIONS = ("model", "train", "data", "budget", "eval")
 BUDGET_KEYS = ("tokens", "steps", "seconds")
 # ModelConfig keys that `model.layers` may set for some layers only; the rest are model-wide
 PER_LAYER_KEYS = ("attention", "activation", "ffn", "mlp_ratio", "qk_norm", "window", "stride", "n_kv_head",
-                  "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor")
+                  "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor", "n_head", "mlp_hidden")
 
 
 # ---------------------------------------------------------------- per-layer variety
@@ -379,14 +412,16 @@ def save(cfg: Config, path) -> None:
     atomic_write_text(path, dumps(cfg))
 
 
-def flat(cfg: Config) -> dict:
-    """Dotted key -> value for every leaf: top-level keys and the keys of each section."""
+def flat(cfg) -> dict:
+    """Dotted key -> value for every leaf: top-level keys and the keys of each section, nested
+    sections included (`train.distill.temperature`), so a new nested key never moves a hash."""
     out = {}
-    for key, value in to_dict(cfg).items():
-        if key in SECTIONS:
-            out.update({f"{key}.{k}": v for k, v in value.items()})
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update({f"{f.name}.{k}": v for k, v in flat(value).items()})
         else:
-            out[key] = value
+            out[f.name] = copy.deepcopy(value)
     return out
 
 

@@ -12,7 +12,8 @@ the fixed validation slice, checkpoints that resume onto the same loss curve, Te
 events, and a run folder described in run_files.py. How many processes train the model is
 parallel.py's business (under torchrun: DDP or FSDP, rank 0 alone writing the run folder, the
 step's loss and the evaluation averaged over ranks). A NaN/inf loss, or a loss above
-train.diverge_factor x the first loss, ends the run with status `diverged`.
+train.diverge_factor x the first loss, ends the run with status `diverged`. Pruning masks (from a
+pruned train.init_from, or train.prune applied to it here) are re-applied after every optimizer step.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from foundry.weights.checkpoint import (
     save_checkpoint,
 )
 from foundry.weights.lora import apply_lora
+from foundry.weights.masks import apply_masks, masked_weights
 
 COMPILE_WARMUP_STEPS = 3  # with train.compile: steps whose time includes compilation
 
@@ -83,6 +85,7 @@ class Session:
     tokens: int = 0
     train_seconds: float = 0.0
     first_loss: float | None = None
+    masked: list | None = None  # (weight, mask) of every pruned layer, re-applied after each step
 
     def state(self) -> dict:
         """What a checkpoint records beside the weights, to resume onto the same curve."""
@@ -96,7 +99,8 @@ class Session:
     def save(self) -> None:
         model, optimizer = self.strategy.full_state(self.model, self.optimizer)   # gathered to rank 0 under FSDP
         if self.strategy.is_main:
-            save_checkpoint(self.out_dir, model, optimizer, self.cfg, self.objective.tokenizer, self.state(), self.ema)
+            save_checkpoint(self.out_dir, model, optimizer, self.cfg, self.objective.tokenizer, self.state(), self.ema,
+                            self.objective.parameters())
         self.strategy.barrier()
 
 
@@ -120,6 +124,10 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
         model = GPT(cfg.model)
         if start_weights:
             load_start_weights(model, start_weights[0], cfg.train.init_from)
+        if cfg.train.prune.method:
+            from foundry.prune.run import prune_for_training
+            report = prune_for_training(model.to(device), cfg, objective.data.train)
+            log(f"pruned {cfg.train.init_from} with {report['method']} to sparsity {report['sparsity']:.4f}")
         model, parts = apply_lora(model, cfg.train).to(device), None
     strategy = parallel.pick_strategy(cfg, model, launch, device)   # joins the process group under torchrun
     log = log if strategy.is_main else _quiet
@@ -131,12 +139,15 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     checkpoint = find_checkpoint(out_dir) if resume else None
     optimizer_state = parallel.HeldState()   # the optimizer is built after wrapping (FSDP replaces parameters)
     if checkpoint:   # weights before wrapping: every rank loads them, FSDP then shards them
-        progress = load_training_state(checkpoint, model, optimizer_state, ema)
+        progress = load_training_state(checkpoint, model, optimizer_state, ema, objective.parameters())
+    masked = masked_weights(model)   # (weight, mask) pairs of a pruned model, before wrapping
     if cfg.train.compile:
         model.compile()  # in place: the state dict keeps its names
     wrapped = strategy.wrap(model)
-    session = Session(cfg, os.fspath(out_dir), device, wrapped, make_optimizer(wrapped, cfg, device, parts), objective,
+    optimizer = make_optimizer(wrapped, cfg, device, parts, objective.parameters())
+    session = Session(cfg, os.fspath(out_dir), device, wrapped, optimizer, objective,
                       files, np.random.default_rng(cfg.train.seed), strategy, ema)
+    session.masked = masked
     if checkpoint:
         try:
             strategy.load_optimizer_state(wrapped, session.optimizer, optimizer_state.state)
@@ -175,9 +186,11 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
                 total = loss + aux if aux is not None else loss
             (total / cfg.train.grad_accum).backward()
         loss_sum += loss.detach()
-    grad_norm = s.strategy.clip_grad_norm(model.parameters(), cfg.train.grad_clip or float("inf"))
+    grad_norm = s.strategy.clip_grad_norm([p for group in s.optimizer.param_groups for p in group["params"]],
+                                          cfg.train.grad_clip or float("inf"))   # the objective's tensors too
     s.optimizer.step()
     s.optimizer.zero_grad(set_to_none=True)
+    apply_masks(s.masked or ())
     if s.ema is not None:
         with torch.no_grad():
             torch._foreach_lerp_(list(s.ema.parameters()), list(model.parameters()), 1 - cfg.train.ema)

@@ -1,9 +1,10 @@
 """Checkpoints: weights in safetensors, optimizer and RNG state beside them, config embedded.
 
     RUN/checkpoint/
-        model.safetensors   weights (shared tensors such as tied embeddings handled)
+        model.safetensors   weights (shared tensors such as tied embeddings handled), pruning
+                            masks as NAME.weight_mask (foundry/weights/masks.py)
         ema.safetensors     EMA of the weights, when train.ema > 0
-        state.pt            optimizer + torch RNG state; loaded with weights_only=True
+        state.pt            optimizer + torch RNG state (+ the objective's own tensors); weights_only=True
         progress.json       step, tokens, numpy batch-sampler state, best metrics so far
         config.yaml         the resolved config (vocab_size filled in)
         tokenizer.json      the tokenizer, rebuilt with foundry.data.tokenizer_from_json
@@ -11,6 +12,7 @@
     the structure in config.yaml's `fusion` section.
 
     model, tokenizer, cfg = load_model("runs/x")     # a run dir or its checkpoint/ folder
+    save_weights(folder, model, cfg, tokenizer)       # weights only (pruned models): what load_model reads
 A checkpoint is written into a temporary folder and renamed into place, so a crash
 mid-save leaves the previous checkpoint intact.
 """
@@ -19,12 +21,12 @@ import os
 import shutil
 
 import torch
-from safetensors.torch import load_model as load_safetensors
 from safetensors.torch import save_model as save_safetensors
 
 from foundry import catalog
 from foundry.config import save as save_config
 from foundry.errors import UserError
+from foundry.weights.masks import load_weights
 
 
 def checkpoint_dir(path) -> str:
@@ -33,7 +35,7 @@ def checkpoint_dir(path) -> str:
     return inner if os.path.isdir(inner) else path
 
 
-def save_checkpoint(run_dir, model, optimizer, cfg, tokenizer, progress: dict, ema=None) -> str:
+def save_checkpoint(run_dir, model, optimizer, cfg, tokenizer, progress: dict, ema=None, objective_params=()) -> str:
     final = os.path.join(run_dir, "checkpoint")
     tmp, old = final + ".tmp", final + ".old"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -41,7 +43,8 @@ def save_checkpoint(run_dir, model, optimizer, cfg, tokenizer, progress: dict, e
     save_safetensors(model, os.path.join(tmp, "model.safetensors"))
     if ema is not None:
         save_safetensors(ema, os.path.join(tmp, "ema.safetensors"))
-    state = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+    state = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+             "objective": [p.detach().cpu() for p in objective_params]}
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     torch.save(state, os.path.join(tmp, "state.pt"))
@@ -60,6 +63,15 @@ def save_checkpoint(run_dir, model, optimizer, cfg, tokenizer, progress: dict, e
     return final
 
 
+def save_weights(folder, model, cfg, tokenizer) -> None:
+    """A checkpoint of weights, config and tokenizer only (no optimizer state) into an existing empty
+    `folder`; what load_model and train.init_from read. Callers make it atomic (foundry.io.atomic_folder)."""
+    save_safetensors(model, os.path.join(folder, "model.safetensors"))
+    save_config(cfg, os.path.join(folder, "config.yaml"))
+    with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
+        f.write(tokenizer.to_json())
+
+
 def find_checkpoint(run_dir) -> str | None:
     """The newest complete checkpoint folder of a run, or None."""
     for name in ("checkpoint", "checkpoint.old"):
@@ -69,13 +81,16 @@ def find_checkpoint(run_dir) -> str | None:
     return None
 
 
-def load_training_state(folder, model, optimizer, ema=None) -> dict:
-    """Restore weights, optimizer and RNG in place; return the progress dict."""
-    load_safetensors(model, os.path.join(folder, "model.safetensors"))
+def load_training_state(folder, model, optimizer, ema=None, objective_params=()) -> dict:
+    """Restore weights, optimizer, RNG and the objective's tensors in place; return the progress dict."""
+    load_weights(model, os.path.join(folder, "model.safetensors"))
     if ema is not None and os.path.exists(os.path.join(folder, "ema.safetensors")):
-        load_safetensors(ema, os.path.join(folder, "ema.safetensors"))
+        load_weights(ema, os.path.join(folder, "ema.safetensors"))
     state = torch.load(os.path.join(folder, "state.pt"), weights_only=True, map_location="cpu")
     optimizer.load_state_dict(state["optimizer"])
+    with torch.no_grad():
+        for param, saved in zip(objective_params, state.get("objective", [])):
+            param.copy_(saved)
     torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -99,8 +114,8 @@ def find_start_weights(path):
 
 def load_start_weights(model, weights, where) -> None:
     try:
-        load_safetensors(model, weights)
-    except RuntimeError as e:
+        load_weights(model, weights)
+    except (RuntimeError, AttributeError) as e:
         first = str(e).strip().splitlines()
         raise UserError(f"train.init_from: {where} does not fit model.* ({first[1].strip() if len(first) > 1 else first[0]})") from None
 
@@ -112,7 +127,7 @@ def _load_gpt(cfg, weights, device):
     model = apply_lora(meta_model(cfg.model), cfg.train).to_empty(device="cpu")
     if cfg.model.tie_embeddings:  # to_empty gives every parameter its own storage: tie them again
         model.lm_head.weight = model.wte.weight
-    load_safetensors(model, weights)
+    load_weights(model, weights)   # pruning masks too, where the file has them
     return model.to(device)
 
 
