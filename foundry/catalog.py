@@ -28,9 +28,15 @@ from foundry.training.losses import LOSSES
 COMPONENTS = {**{f"model.{key}": registry for key, registry in REGISTRIES.items()}, "train.loss": LOSSES}
 
 
+def presets() -> dict:
+    """The named model shapes `model.preset` may name (foundry/zoo/presets.py)."""
+    from foundry.zoo.presets import PRESETS
+    return PRESETS
+
+
 def load(path, overrides=()) -> Config:
     """A checked Config from a YAML file and dotted overrides; ConfigError names the file and key."""
-    cfg = parse_file(path, overrides)
+    cfg = parse_file(path, overrides, presets())
     try:
         validate(cfg)
     except ConfigError as e:
@@ -39,7 +45,7 @@ def load(path, overrides=()) -> Config:
 
 
 def from_dict(data: dict) -> Config:
-    cfg = parse(data)
+    cfg = parse(data, presets())
     validate(cfg)
     return cfg
 
@@ -91,6 +97,8 @@ def _check_shape(m, where: str = "") -> None:
         raise ConfigError(f"{where}model.n_kv_head: model.n_head={m.n_head} is not divisible by {m.n_kv_head}")
     if not 0.0 <= m.dropout < 1.0:
         raise ConfigError(f"{where}model.dropout: must be in [0, 1), got {m.dropout}")
+    if m.mlp_hidden < 0 or m.norm_eps < 0:
+        raise ConfigError(f"{where}model.mlp_hidden/norm_eps: must not be negative, got {m.mlp_hidden}/{m.norm_eps}")
 
 
 def validate(cfg: Config) -> None:
@@ -123,6 +131,8 @@ def validate(cfg: Config) -> None:
     check_name("data.curriculum", d.curriculum, CURRICULA)
     if not 0.0 < d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
+    if d.tokenizer == "hf" and not d.tokenizer_path:
+        raise ConfigError("data.tokenizer: hf needs data.tokenizer_path (a tokenizer.json, or a folder or run holding one)")
     if d.tokenizer == "bpe" and d.bpe_vocab_size < 256:
         raise ConfigError(f"data.bpe_vocab_size: must be at least 256 (the byte alphabet), got {d.bpe_vocab_size}")
     if d.format != "none" and not d.source.endswith(".jsonl"):

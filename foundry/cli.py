@@ -83,6 +83,11 @@ def _evolve(argv):
     return evolve_main(argv)
 
 
+def _zoo(argv):
+    from foundry.zoo.cli import zoo_main
+    return zoo_main(argv)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -111,6 +116,7 @@ COMMANDS = {
     "compare": (_compare, "interleaved multi-seed comparison of two configs"),
     "lr-find": (_lr_find, "learning-rate range test"),
     "evolve": (_evolve, "aging evolution over configs (stacked mutations)"),
+    "zoo": (_zoo, "presets; Hugging Face Llama / Mistral / Qwen2 / GPT-2 import and export"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
 }
 

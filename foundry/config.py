@@ -55,7 +55,16 @@ class ModelConfig:
     capacity_factor: float = 1.25
     moe_aux_weight: float = 1e-2
     moe_z_weight: float = 1e-3
-    rope_base: float = 10000.0
+    rope_base: float = 10000.0  # rope_theta
+    # llama3_rope: Llama 3's rope_scaling of the low frequencies (transformers' rope_type "llama3")
+    rope_factor: float = 8.0
+    rope_low_freq_factor: float = 1.0
+    rope_high_freq_factor: float = 4.0
+    rope_original_positions: int = 8192
+    norm_eps: float = 0.0       # 0 = the norm's own default (rmsnorm 1e-6, layernorm 1e-5)
+    qkv_bias: bool = False      # biases on the query/key/value projections only (Qwen2); `bias` sets all
+    mlp_hidden: int = 0         # MLP hidden width; 0 = derived from mlp_ratio (HF intermediate_size)
+    preset: str = ""            # a named shape (foundry zoo list) filling the model keys a file leaves out
     dropout: float = 0.0
     bias: bool = False
     tie_embeddings: bool = True
@@ -102,7 +111,8 @@ class TrainConfig:
 @dataclass
 class DataConfig:
     source: str = "builtin"     # builtin | a text file | a folder or glob | file.jsonl
-    tokenizer: str = "byte"     # byte | char | bpe
+    tokenizer: str = "byte"     # byte | char | bpe | hf
+    tokenizer_path: str = ""    # hf: a tokenizer.json, or a Hugging Face folder / Foundry run holding one
     field: str = "text"         # JSONL field to read
     val_fraction: float = 0.1
     bpe_vocab_size: int = 512
@@ -265,10 +275,21 @@ def build_dataclass(cls, data: dict, prefix: str = ""):
     return cls(**kwargs)
 
 
-def parse(data: dict) -> Config:
-    """A Config from a dict, keys and types checked. Components are checked by
-    foundry.catalog.from_dict, which every caller outside the catalog uses."""
-    return build_dataclass(Config, data or {})
+def apply_preset(data: dict, presets: dict) -> dict:
+    """`model.preset: NAME` fills the model keys that `data` leaves out from presets[NAME]."""
+    model = data.get("model") if isinstance(data, dict) else None
+    name = model.get("preset") if isinstance(model, dict) else None
+    if not name:
+        return data
+    if name not in presets:
+        raise ConfigError(f"model.preset: unknown {name!r} (valid: {', '.join(sorted(presets))})")
+    return {**data, "model": {**presets[name], **model}}
+
+
+def parse(data: dict, presets: dict | None = None) -> Config:
+    """A Config from a dict, keys and types checked, `model.preset` filled from `presets`.
+    Components are checked by foundry.catalog.from_dict, which every caller outside the catalog uses."""
+    return build_dataclass(Config, apply_preset(data or {}, presets or {}))
 
 
 def to_dict(cfg: Config) -> dict:
@@ -299,7 +320,7 @@ def apply_overrides(data: dict, overrides) -> dict:
     return data
 
 
-def parse_file(path, overrides=()) -> Config:
+def parse_file(path, overrides=(), presets: dict | None = None) -> Config:
     """A Config from a YAML file plus dotted overrides, keys and types checked (see parse)."""
     path = os.fspath(path)
     try:
@@ -314,7 +335,7 @@ def parse_file(path, overrides=()) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return parse(apply_overrides(data, overrides))
+        return parse(apply_overrides(data, overrides), presets)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 

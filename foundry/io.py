@@ -2,6 +2,7 @@
 
     atomic_write_text("RUN/summary.json", text)   # temp file + fsync + rename: all or nothing
     write_json(path, data)                       # the same, as indented JSON
+    with atomic_folder("OUT") as tmp: ...        # fill tmp; renamed to OUT only if the block succeeds
     read_json(path)                              # dict, or None when missing or unreadable
     read_summary(run_dir)                        # RUN/summary.json, or None
     read_progress(run_dir)                       # RUN/progress.json, or {} before it exists
@@ -10,8 +11,10 @@ The ground floor with errors.py: imports nothing else from foundry, so every lay
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 
 from foundry.errors import UserError
@@ -32,6 +35,23 @@ def atomic_write_text(path, text: str) -> None:
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """A temporary folder beside `path`, renamed to `path` when the block ends without an error and
+    removed when it raises: readers see the whole folder or none. An existing `path` is refused."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        raise UserError(f"{path}: already exists; choose another output folder")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=f".tmp-{os.path.basename(path)}-")
+    try:
+        yield tmp
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -25,13 +25,16 @@ from foundry.data.tokenizer import (
                                     BpeTokenizer,
                                     ByteTokenizer,
                                     CharTokenizer,
+                                    HFTokenizer,
                                     build_tokenizer,
+                                    load_tokenizer_file,
                                     tokenizer_from_json,
 )
 
 __all__ = [
     "CURRICULA", "DOCUMENT_SEPARATOR", "FORMATS", "TOKENIZERS", "BpeTokenizer", "ByteTokenizer", "CharTokenizer",
-    "Dataset", "Source", "build_tokenizer", "cache_root", "expand_path", "get_batch", "load_dataset",
+    "Dataset", "HFTokenizer", "Source", "build_tokenizer", "cache_root", "expand_path", "get_batch", "load_dataset",
+    "load_tokenizer_file",
     "load_preference_pairs", "order_documents", "read_source", "render_record", "split_documents",
     "tokenizer_from_json",
 ]

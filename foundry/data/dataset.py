@@ -8,7 +8,8 @@ The split is deterministic and content-based: the documents are laid end to end 
 `val_fraction` of their characters is validation (the document straddling the cut is split there),
 so a single text file splits exactly as nanoGPT does (first 90% train, last 10% val). Documents
 within a split are joined with DOCUMENT_SEPARATOR. char and bpe vocabularies: char from the whole
-corpus (so validation text always encodes), bpe trained on the training split only.
+corpus (so validation text always encodes), bpe trained on the training split only; hf is loaded
+from data.tokenizer_path as it is (its content hash joins the cache key).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch
 from foundry.data import cache
 from foundry.data.curriculum import order_documents
 from foundry.data.sources import read_source
-from foundry.data.tokenizer import build_tokenizer, tokenizer_from_json
+from foundry.data.tokenizer import build_tokenizer, fixed_tokenizer, tokenizer_from_json
 from foundry.errors import UserError
 
 DOCUMENT_SEPARATOR = "\n\n"
@@ -57,21 +58,24 @@ def split_documents(documents: list[str], val_fraction: float) -> tuple[list[str
     return train, val
 
 
-def _settings(data_cfg) -> dict:
+def _settings(data_cfg, fixed=None) -> dict:
     """The config values that change the cached tokens (everything else can vary freely)."""
-    return {"tokenizer": data_cfg.tokenizer, "val_fraction": data_cfg.val_fraction,
-            "format": data_cfg.format, "curriculum": data_cfg.curriculum, "field": data_cfg.field,
-            "bpe_vocab_size": data_cfg.bpe_vocab_size if data_cfg.tokenizer == "bpe" else None,
-            "version": CACHE_VERSION}
+    settings = {"tokenizer": data_cfg.tokenizer, "val_fraction": data_cfg.val_fraction,
+                "format": data_cfg.format, "curriculum": data_cfg.curriculum, "field": data_cfg.field,
+                "bpe_vocab_size": data_cfg.bpe_vocab_size if data_cfg.tokenizer == "bpe" else None,
+                "version": CACHE_VERSION}
+    if fixed is not None:  # a given tokenizer: its content, wherever the file lies
+        settings["tokenizer_sha256"] = cache.sha256_text(fixed.to_json())
+    return settings
 
 
-def _build(source, data_cfg):
+def _build(source, data_cfg, fixed=None):
     """Tokenize a source: (train ids, val ids, tokenizer, val UTF-8 bytes)."""
     train_docs, val_docs = split_documents(source.documents, data_cfg.val_fraction)
     train_text = DOCUMENT_SEPARATOR.join(order_documents(data_cfg.curriculum, train_docs))
     val_text = DOCUMENT_SEPARATOR.join(val_docs)
     vocab_text = train_text if data_cfg.tokenizer == "bpe" else train_text + val_text
-    tokenizer = build_tokenizer(data_cfg.tokenizer, vocab_text, data_cfg.bpe_vocab_size)
+    tokenizer = fixed or build_tokenizer(data_cfg.tokenizer, vocab_text, data_cfg.bpe_vocab_size)
     dtype = cache.token_dtype(tokenizer.vocab_size)
     train = tokenizer.encode_array(train_text).astype(dtype)
     val = tokenizer.encode_array(val_text).astype(dtype)
@@ -81,7 +85,8 @@ def _build(source, data_cfg):
 def load_dataset(data_cfg, cache_dir=None) -> Dataset:
     """Read, split, tokenize and cache `data_cfg.source`; a second call with the same inputs is a cache hit."""
     source = read_source(data_cfg.source, data_cfg.field, data_cfg.format)
-    settings = _settings(data_cfg)
+    fixed = fixed_tokenizer(data_cfg)
+    settings = _settings(data_cfg, fixed)
     spec = data_cfg.source if data_cfg.source == "builtin" else os.path.abspath(
         os.path.expanduser(os.path.expandvars(data_cfg.source)))
     identity = cache.sha256_text(json.dumps({"source": spec, **settings}, sort_keys=True))[:12]
@@ -91,7 +96,7 @@ def load_dataset(data_cfg, cache_dir=None) -> Dataset:
 
     entry, status = cache.lookup(root, name, key), "hit"
     if entry is None:
-        train, val, tokenizer, val_bytes = _build(source, data_cfg)
+        train, val, tokenizer, val_bytes = _build(source, data_cfg, fixed)
         manifest = {"source": data_cfg.source, "source_hash": source.hash, "source_meta": source.meta,
                     "tokenizer": tokenizer.name, "vocab_size": tokenizer.vocab_size, "val_bytes": val_bytes,
                     **settings}

@@ -27,8 +27,10 @@ class NextToken:
         self.cfg, self.device = cfg, device
         self.data = load_dataset(cfg.data)
         if tokenizer is not None and tokenizer.to_json() != self.data.tokenizer.to_json():
+            hint = (f" (an {tokenizer.name} tokenizer: data.tokenizer=hf data.tokenizer_path={cfg.train.init_from})"
+                    if tokenizer.name == "hf" else "")
             raise UserError("train.init_from: the checkpoint's tokenizer differs from data.tokenizer's "
-                            "on data.source; fine-tune with the same tokenizer")
+                            f"on data.source; fine-tune with the same tokenizer{hint}")
         self.tokenizer, self.meta = self.data.tokenizer, self.data.meta
         self.loss_fn = LOSSES[cfg.train.loss](cfg.train)
         for split in ("train", "val"):

@@ -3,6 +3,8 @@
 `mha`: every query head has its own key/value head (n_kv_head = n_head).
 `gqa`: n_kv_head groups shared by n_head // n_kv_head query heads each; 1 = multi-query.
 Generation passes a per-layer `cache` dict that holds the keys and values seen so far.
+`model.qkv_bias` gives the query/key/value projections biases and the output none (Qwen2);
+`model.bias` gives all of them one.
 """
 import torch
 import torch.nn.functional as F
@@ -18,8 +20,9 @@ class GroupedQueryAttention(Attention):
     def __init__(self, cfg):
         super().__init__()
         self.n_head, self.n_kv, self.head_dim = cfg.n_head, cfg.kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * self.head_dim, bias=cfg.bias)
-        self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv * self.head_dim, bias=cfg.bias)
+        qkv_bias = cfg.bias or cfg.qkv_bias
+        self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * self.head_dim, bias=qkv_bias)
+        self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv * self.head_dim, bias=qkv_bias)  # [k; v]
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.q_norm = self.k_norm = None
         if cfg.qk_norm:
