@@ -88,6 +88,11 @@ def _zoo(argv):
     return zoo_main(argv)
 
 
+def _merge(argv):
+    from foundry.merge.cli import merge_main
+    return merge_main(argv)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -117,6 +122,7 @@ COMMANDS = {
     "lr-find": (_lr_find, "learning-rate range test"),
     "evolve": (_evolve, "aging evolution over configs (stacked mutations)"),
     "zoo": (_zoo, "presets; Hugging Face Llama / Mistral / Qwen2 / GPT-2 import and export"),
+    "merge": (_merge, "merge models with a mergekit-format recipe (linear, slerp, ties, dare, ...)"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
 }
 
