@@ -29,6 +29,7 @@ from foundry.merge.method import TensorJob
 from foundry.merge.plan import make_plan
 from foundry.merge.recipe import Recipe, load, parse
 from foundry.merge.sources import open_model
+from foundry.merge.views import in_layout_of
 from foundry.merge.vocab import align_vocabularies
 
 DEFAULT_SHARD_BYTES = 5 * 2**30
@@ -102,6 +103,9 @@ def prepare(recipe, seed: int | None = None):
     named = recipe.tokenizer_source not in (None, "base", "union")
     tokenizer_model = (models.get(recipe.tokenizer_source) or open_model(recipe.tokenizer_source)) if named else None
     base_ref = recipe.base_model or (recipe.models or recipe.slices[0].sources)[0].model
+    models = {ref: in_layout_of(model, models[base_ref]) for ref, model in models.items()}
+    if tokenizer_model is not None:
+        tokenizer_model = in_layout_of(tokenizer_model, models[base_ref])
     tokenizer, tokenizer_model, alignment = align_vocabularies(recipe, models, models[base_ref], tokenizer_model)
     plan = make_plan(recipe, models, alignment)
     plan.tokenizer, plan.tokenizer_model, plan.alignment = tokenizer, tokenizer_model, alignment

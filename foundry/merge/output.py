@@ -70,7 +70,8 @@ def hf_config(plan) -> dict:
     config[keys["n_layer"]] = plan.n_layer
     config[keys["vocab_size"]] = vocab_rows(plan, config[keys["vocab_size"]])
     if isinstance(config.get("layer_types"), list):        # per-layer attention kinds (transformers 5)
-        config["layer_types"] = [model.config["layer_types"][j] for model, j in plan.layer_sources]
+        own = lambda model: getattr(model, "config", {}).get("layer_types") or config["layer_types"]  # noqa: E731
+        config["layer_types"] = [own(model)[min(j, len(own(model)) - 1)] for model, j in plan.layer_sources]
     dtype = next((t.dtype for t in plan.tensors if t.dtype.is_floating_point), None)
     if dtype is not None:
         for key in ("torch_dtype", "dtype"):
@@ -83,13 +84,17 @@ def write_hf(folder: str, plan, tensors, max_shard_bytes: int) -> list[str]:
     specs = [(t.name, t.dtype, t.shape) for t in plan.tensors]
     files = write_sharded(folder, specs, tensors, max_shard_bytes)
     write_json(os.path.join(folder, "config.json"), hf_config(plan))
-    source = (plan.tokenizer_model or plan.base).path
-    for name in ("generation_config.json",):
-        if os.path.isfile(os.path.join(plan.base.path, name)):
-            shutil.copyfile(os.path.join(plan.base.path, name), os.path.join(folder, name))
-    for name in TOKENIZER_FILES:
-        if os.path.isfile(os.path.join(source, name)):
-            shutil.copyfile(os.path.join(source, name), os.path.join(folder, name))
+    if os.path.isfile(os.path.join(plan.base.path, "generation_config.json")):
+        shutil.copyfile(os.path.join(plan.base.path, "generation_config.json"), os.path.join(folder, "generation_config.json"))
+    source = plan.tokenizer_model or plan.base
+    if hasattr(source, "inner"):                     # a Foundry model's tokenizer, written as transformers' files
+        from foundry.zoo.export import tokenizer_files
+        spec, tokenizer_config = tokenizer_files(plan.tokenizer, source.model_cfg.block_size)
+        write_json(os.path.join(folder, "tokenizer.json"), spec)
+        write_json(os.path.join(folder, "tokenizer_config.json"), tokenizer_config)
+    for name in TOKENIZER_FILES if not hasattr(source, "inner") else ():
+        if os.path.isfile(os.path.join(source.path, name)):
+            shutil.copyfile(os.path.join(source.path, name), os.path.join(folder, name))
     return files + (["model.safetensors.index.json"] if len(files) > 1 else [])
 
 

@@ -21,7 +21,8 @@ from foundry.errors import UserError
 from foundry.merge.recipe import DTYPES, Slice, Source, resolve
 
 # model config keys that may differ between merged models (they change no weight's meaning)
-FREE_KEYS = {"n_layer", "layers", "dropout", "gradient_checkpointing", "block_size", "tie_embeddings", "vocab_size", "preset"}
+FREE_KEYS = {"n_layer", "layers", "dropout", "gradient_checkpointing", "block_size", "tie_embeddings", "vocab_size",
+             "preset", "mlp_ratio"}
 
 
 @dataclass
@@ -63,24 +64,27 @@ def as_slices(recipe, models: dict) -> list[Slice]:
     return [Slice(sources, {}, "models")]
 
 
-def check_architectures(models: dict, stacks_layers: bool) -> None:
+def architecture(model) -> dict:
+    """The model config's values that give the weights their meaning, implicit defaults made explicit."""
+    from foundry.zoo.families import resolved
+    return {k: v for k, v in vars(resolved(model.model_cfg)).items() if k not in FREE_KEYS}
+
+
+def check_architectures(models: dict) -> None:
     first = next(iter(models.values()))
+    ours = architecture(first)
     for model in models.values():
-        if model.kind != first.kind:
-            raise UserError(f"{model.ref} is a {model.kind} model and {first.ref} a {first.kind} one; "
-                            "import or export one with `foundry zoo` first")
-        keys = set(first.model_keys) | set(model.model_keys)
-        for key in sorted(keys - FREE_KEYS):
-            a, b = first.model_keys.get(key), model.model_keys.get(key)
-            if a != b:
-                raise UserError(f"{model.ref} and {first.ref} differ in model.{key} ({b!r} vs {a!r}); "
+        theirs = architecture(model)
+        for key in ours:                   # field order: n_embd is named before the widths it implies
+            if ours[key] != theirs[key]:
+                raise UserError(f"{model.ref} and {first.ref} differ in model.{key} ({theirs[key]!r} vs {ours[key]!r}); "
                                 "merging needs one architecture")
 
 
 def make_plan(recipe, models: dict, alignment=None) -> Plan:
     """alignment (foundry.merge.vocab): token-indexed tensors get its rows, whatever the inputs' sizes."""
     method = recipe.method
-    check_architectures(models, method.stacks_layers)
+    check_architectures(models)
     slices = as_slices(recipe, models)
     base = models[recipe.base_model] if recipe.base_model else models[slices[0].sources[0].model]
     tensors, layer_sources = [], []
@@ -131,10 +135,14 @@ def make_plan(recipe, models: dict, alignment=None) -> Plan:
             for s in slice_.sources[1:]:
                 model, layer = models[s.model], s.layer_range[0] + offset
                 theirs = [model.template(n) for n in model.layers[layer]]
+                here = f"{s.model} layer {layer} and {first.model} layer {first.layer_range[0] + offset}"
                 if sorted(theirs) != sorted(templates):
                     odd = sorted(set(theirs) ^ set(templates))[0].format(layer)
-                    raise UserError(f"{s.model} layer {layer} and {first.model} layer {first.layer_range[0] + offset} "
-                                    f"hold different tensors (e.g. {odd})")
+                    raise UserError(f"{here} hold different tensors (e.g. {odd})")
+                ours, other = first_model.layer_settings(first.layer_range[0] + offset), model.layer_settings(layer)
+                if ours != other:
+                    key = next(k for k in ours if ours[k] != other[k])
+                    raise UserError(f"{here} differ in {key} ({other[key]!r} vs {ours[key]!r}); they cannot be merged")
             for template in templates:
                 add(template.format(out_layer), slice_,
                     [(s, template.format(s.layer_range[0] + offset)) for s in slice_.sources], t)

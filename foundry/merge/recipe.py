@@ -206,8 +206,8 @@ def _list(data, where: str) -> list:
 def parse(data, where: str = "recipe") -> Recipe:
     """A checked Recipe from a mapping (YAML as loaded); UserError names `where` and the key."""
     from foundry.merge import METHODS
-    _keys(data, TOP_KEYS, "")
     try:
+        _keys(data, TOP_KEYS, "")
         return _parse(data, METHODS)
     except UserError as e:
         raise UserError(f"{where}: {e}") from None

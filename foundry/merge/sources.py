@@ -6,7 +6,9 @@ folders (single or sharded safetensors, through foundry.zoo), each as one interf
     model.spec(name) -> (dtype, shape); model.get(name) -> tensor (read now, one at a time)
     model.pre, model.layers[i], model.post      # names before, in, and after the layer stack
     model.template(name) -> "blocks.{}.attn.q_proj.weight" (None outside the layers)
-    model.model_keys                            # the Foundry `model` config section (HF: mapped by the zoo)
+    model.model_cfg                             # its Foundry ModelConfig (HF: mapped by the zoo)
+    model.layer_settings(i)                     # layer i's per-layer settings (model.layers applied)
+    model.tokenizer                             # a Foundry tokenizer object (HF: foundry.data.HFTokenizer)
     model.vocab_names                           # tensors indexed by token id (embedding, head)
 
 A Foundry model is read from its EMA weights when it has them (as `foundry.load` does) and with
@@ -74,6 +76,11 @@ class Model:
     def get(self, name: str):
         return self._get(name)
 
+    def layer_settings(self, index: int) -> dict:
+        from foundry.config import PER_LAYER_KEYS, layer_config
+        own = layer_config(self.model_cfg, index)
+        return {k: getattr(own, k) for k in PER_LAYER_KEYS}
+
     def template(self, name: str) -> str | None:
         index = layer_index(name, self.layer_prefix)
         if index is None:
@@ -110,7 +117,7 @@ class FoundryModel(Model):
         if missing:
             raise UserError(f"{ref}: its weights do not fit its config.yaml ({len(missing)} missing, e.g. {missing[0]})")
         super().__init__(ref, path, expected, specs, get, FOUNDRY_LAYER_PREFIX, list(reader.files))
-        self.model_keys = {k: v for k, v in vars(m).items()}
+        self.model_cfg = m
         self.vocab_names = ["wte.weight"] + ([] if m.tie_embeddings else ["lm_head.weight"])
 
 
@@ -121,7 +128,8 @@ class HFModel(Model):
         from foundry.zoo import HFCheckpoint
         hf = HFCheckpoint(path)
         self.hf, self.family, self.config = hf, hf.family, hf.config
-        self.model_keys = hf.model_keys
+        from foundry import catalog
+        self.model_cfg = catalog.from_dict({"model": hf.model_keys, "budget": {"steps": 1}}).model
         tied = bool(hf.model_keys.get("tie_embeddings"))
         n_layer = int(hf.model_keys["n_layer"])
         expected, vocab, layer_prefix = [], [], None
@@ -150,10 +158,13 @@ class HFModel(Model):
         super().__init__(ref, path, names, specs, lambda n: hf.reader.get(where[n]), layer_prefix,
                          list(hf.reader.files))
         self.vocab_names = vocab
+        self._tokenizer = None
 
-    def tokenizer_files(self) -> list[str]:
-        return sorted(n for n in os.listdir(self.path) if n in TOKENIZER_FILES)
-
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = self.hf.tokenizer()
+        return self._tokenizer
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja")

@@ -20,14 +20,6 @@ import torch
 from foundry.errors import UserError
 
 
-def foundry_tokenizer(model):
-    """The model's tokenizer as a Foundry tokenizer object (HF folders: foundry.data.HFTokenizer)."""
-    if model.kind == "foundry":
-        return model.tokenizer
-    from foundry.data import HFTokenizer
-    return HFTokenizer.from_folder(model.path)
-
-
 def vocabulary(tokenizer) -> dict[str, int]:
     hf = tokenizer.to_hf()
     out = {}
@@ -43,7 +35,7 @@ class Alignment:
         self.tokenizer, self.rows, self.names, self.base, self.source = tokenizer, rows, set(names), base, source
         self.maps = {}                          # model ref -> LongTensor (rows,): source row or -1
         for ref, model in models.items():
-            vocab = vocabulary(foundry_tokenizer(model))
+            vocab = vocabulary(model.tokenizer)
             limit = model.spec(names[0])[1][0]
             rows_of = [vocab.get(t, -1) for t in tokens] + [-1] * (rows - len(tokens))
             if model is source:
@@ -74,7 +66,7 @@ def align_vocabularies(recipe, models: dict, base, named=None):
     """(tokenizer, tokenizer's model or None, Alignment or None) for a recipe merging `models` into
     the format of `base`; `named` is the model tokenizer_source names, when it names one."""
     source_name = recipe.tokenizer_source
-    tokenizers = {ref: foundry_tokenizer(m) for ref, m in models.items()}
+    tokenizers = {ref: m.tokenizer for ref, m in models.items()}
     vocabs = {ref: vocabulary(t) for ref, t in tokenizers.items()}
     differ = len({tuple(v.items()) for v in vocabs.values()}) > 1
     if source_name is None:
@@ -95,7 +87,7 @@ def align_vocabularies(recipe, models: dict, base, named=None):
     else:
         if source.kind != base.kind:
             raise UserError(f"tokenizer_source: {source_name} is a {source.kind} model and the output a {base.kind} one")
-        tokenizer = foundry_tokenizer(source)
+        tokenizer = source.tokenizer
     target = vocabulary(tokenizer)
     tokens = sorted(target, key=target.get)
     names = base.vocab_names

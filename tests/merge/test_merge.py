@@ -12,8 +12,7 @@ from safetensors.torch import load_file
 import foundry
 from foundry.errors import UserError
 from foundry.merge import METHODS, TensorJob, merge, merge_tensor, prepare, slerp
-from foundry.merge.method import REQUIRED
-from tests.merge.conftest import foundry_run, write_recipe
+from tests.merge.conftest import foundry_run, method_recipe
 
 
 def weights(run) -> dict:
@@ -22,23 +21,6 @@ def weights(run) -> dict:
     if "lm_head.weight" in state and "wte.weight" not in state:
         state["wte.weight"] = state.pop("lm_head.weight")
     return state
-
-
-def method_recipe(name: str, runs: dict) -> dict:
-    """A recipe using `name` on the runs with every required parameter set (0.5 / true)."""
-    method = METHODS[name]
-    fill = lambda spec: {k: (0.5 if p.type is float else True) for k, p in spec.items() if p.default is REQUIRED}
-    if method.stacks_layers:
-        return {"merge_method": name, "models": [{"model": runs["a"]}]}
-    others = ["a", "b", "c"][:(method.max_models or 4) - (1 if method.base else 0)]
-    if not method.base:
-        others = others[:2]
-    models = [{"model": runs[o], "parameters": {**fill(method.per_model), **({"density": 0.6} if "density" in method.per_model else {})}}
-              for o in others]
-    recipe = {"merge_method": name, "models": models, "parameters": fill(method.shared), "seed": 3}
-    if method.base:
-        recipe["base_model"] = runs["base"]
-    return recipe
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
