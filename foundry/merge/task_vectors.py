@@ -7,7 +7,8 @@
     merged = base + lambda * Σ delta_i / (normalize ? Σ weight_i over the kept entries : 1)
 
 This is mergekit 0.1.5's generalized task arithmetic. Sparsifiers keep at least one element of a
-nonempty tensor (magnitude), break ties in |x| by position (stable sort, so any device agrees),
+nonempty tensor (magnitude), break ties in |x| by position (as a stable sort would, so any device
+agrees; found with kthvalue, without sorting),
 and draw random masks from a CPU generator seeded by (seed, tensor name, input index): the same
 merge gives the same bits in any order, on any device, resumed or not.
 
@@ -32,10 +33,22 @@ def generator(seed: int, name: str, index: int) -> torch.Generator:
     return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
 
 
-def _keep(tensor: torch.Tensor, order: torch.Tensor, start: int, count: int) -> torch.Tensor:
-    mask = torch.zeros(tensor.numel(), dtype=torch.bool, device=tensor.device)
-    mask[order[start:start + count]] = True
-    return tensor * mask.reshape(tensor.shape)
+def rank_window(values: torch.Tensor, start: int, count: int) -> torch.Tensor:
+    """Mask of the entries whose rank in the stable ascending order of `values` (1-D; equal values
+    ranked by position) lies in [start, start + count). Selection by kthvalue, not a full sort."""
+    n = values.numel()
+    mask = torch.zeros(n, dtype=torch.bool, device=values.device)
+    if count <= 0 or start >= n:
+        return mask
+    end = min(n, start + count)
+    low = values.min() if start == 0 else torch.kthvalue(values, start + 1).values
+    high = values.max() if end == n else torch.kthvalue(values, end).values
+    mask |= (values > low) & (values < high)
+    for edge in {float(low), float(high)}:            # equal values: their block of ranks, by position
+        equal = (values == edge).nonzero().reshape(-1)
+        first = int((values < edge).sum())
+        mask[equal[max(start, first) - first:max(0, min(end, first + len(equal)) - first)]] = True
+    return mask
 
 
 def magnitude(tensor: torch.Tensor, density: float) -> torch.Tensor:
@@ -44,8 +57,8 @@ def magnitude(tensor: torch.Tensor, density: float) -> torch.Tensor:
         return tensor
     if density <= 0 or tensor.numel() == 0:
         return torch.zeros_like(tensor)
-    order = torch.sort(tensor.abs().reshape(-1).float(), descending=True, stable=True).indices
-    return _keep(tensor, order, 0, max(1, int(density * tensor.numel())))
+    keep = rank_window(-tensor.abs().reshape(-1).float(), 0, max(1, int(density * tensor.numel())))
+    return tensor * keep.reshape(tensor.shape)
 
 
 def outliers(tensor: torch.Tensor, density: float, gamma: float) -> torch.Tensor:
@@ -55,8 +68,8 @@ def outliers(tensor: torch.Tensor, density: float, gamma: float) -> torch.Tensor
         return tensor
     n = tensor.numel()
     keep, top = int(density * n), int(gamma * n)
-    order = torch.sort(tensor.abs().reshape(-1).float(), stable=True).indices  # ascending
-    return _keep(tensor, order, max(0, n - keep - top), keep)
+    window = rank_window(tensor.abs().reshape(-1).float(), max(0, n - keep - top), keep)
+    return tensor * window.reshape(tensor.shape)
 
 
 def rescaled(delta: torch.Tensor, kept: torch.Tensor, density: float, mode: str, eps: float = 1e-7):

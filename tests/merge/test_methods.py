@@ -7,7 +7,7 @@ import torch
 from foundry.merge import (METHODS, TensorJob, breadcrumbs, dare_linear, dare_ties, della, linear, model_stock,
                            passthrough, slerp, task_arithmetic, ties)
 from foundry.merge.method import REQUIRED
-from foundry.merge.task_vectors import magnitude, outliers
+from foundry.merge.task_vectors import magnitude, outliers, rank_window
 
 
 def randn(*shape, seed=0):
@@ -85,6 +85,15 @@ def test_magnitude_trim_keeps_the_largest_and_at_least_one():
     assert torch.equal(magnitude(x, 0.5), torch.tensor([0.0, -5.0, 2.0, 0.0, 4.0, 0.0]))
     assert torch.equal(magnitude(x, 0.01), torch.tensor([0.0, -5.0, 0.0, 0.0, 0.0, 0.0]))
     assert torch.equal(magnitude(x, 1.0), x)
+
+
+@pytest.mark.parametrize("start, count", [(0, 1), (0, 37), (50, 100), (120, 80), (199, 5), (0, 200)])
+def test_rank_window_is_the_stable_sorts_window_even_with_many_ties(start, count):
+    values = torch.randint(0, 9, (200,), generator=torch.Generator().manual_seed(start + count)).float()
+    order = torch.sort(values, stable=True).indices
+    expected = torch.zeros(200, dtype=torch.bool)
+    expected[order[start:start + count]] = True
+    assert torch.equal(rank_window(values, start, count), expected)
 
 
 # ---------------------------------------------------------------- DARE
