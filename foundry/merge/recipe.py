@@ -112,7 +112,7 @@ def _keys(data, allowed: tuple, where: str) -> dict:
 def _model(value, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         _fail(where, f"expected a model folder, got {value!r}")
-    if "+" in value:
+    if "+" in value and not os.path.isdir(os.path.expandvars(value)):
         _fail(where, f"{value!r}: model+LoRA references are not supported; merge the adapter into the model first")
     return value
 
