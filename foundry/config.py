@@ -6,7 +6,8 @@
     layer_config(cfg.model, 3)       # the settings of layer 3 (model.layers applied)
 
 A YAML file lists only what differs from the defaults below. Unknown keys and wrong types
-raise ConfigError naming the key. This file is the ground floor: it imports nothing from
+raise ConfigError naming the key. `model.preset: NAME` fills the model keys a file leaves out from
+a named shape (parse's `presets`; foundry.catalog passes foundry/zoo/presets.py). This file is the ground floor: it imports nothing from
 foundry but errors.py and io.py, so it cannot know the components; foundry.catalog.load
 (what every command uses) adds the component names and shapes to the checks.
 Derived values (kv heads, per-layer settings, the budget in tokens) are computed here and
@@ -98,8 +99,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     dpo_beta: float = 0.1
     ema: float = 0.0            # 0 = off; else decay of an EMA of the weights
-    dtype: str = "auto"         # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+    dtype: str = "auto"         # auto (bf16 where the device computes it natively: CUDA, AMX or AVX512-BF16 CPUs) | fp32 | bf16
     device: str = "auto"        # auto | cpu | cuda | cuda:N
+    compile: bool = False       # torch.compile the model (helps on GPUs; tokens/s leaves its warm-up steps out)
     init_from: str = ""         # a run folder or checkpoint to start from (fine-tuning, DPO)
     lora_rank: int = 0          # 0 = train every weight; else LoRA adapters only
     lora_alpha: float = 16.0

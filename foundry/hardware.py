@@ -1,7 +1,7 @@
 """The machine in numbers: device choice, precision, peak FLOP/s for MFU, peak memory, descriptions.
 
     device = pick_device("auto")         # cuda if available, else cpu
-    with autocast(device, cfg): ...      # bf16 on CUDA (train.dtype auto | bf16), else a no-op
+    with autocast(device, cfg): ...      # bf16 where train.dtype (auto: what the device does fast) says so
     peak_flops(device)                   # bf16 dense peak on known GPUs; measured fp32 matmul on CPU
     describe(device)                     # the device a run trained on, for summary.json
     describe_machine()                   # OS, CPU model, cores and GPUs, for promotion commits
@@ -35,10 +35,44 @@ def describe(device) -> str:
     return f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads (torch {torch.__version__})"
 
 
-def autocast(device, cfg):
-    """bf16 autocast on CUDA (train.dtype auto or bf16); a no-op context on CPU or fp32."""
+# CPU instructions that make bf16 matmuls faster than fp32 (read from /proc/cpuinfo, not from a model name)
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set:
+    """The feature flags of the first CPU in /proc/cpuinfo (or of the given text); empty when unknown."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return set()
+    line = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "")
+    return set(line.split(":", 1)[1].split()) if ":" in line else set()
+
+
+def fast_bf16(device, flags: set | None = None) -> bool:
+    """Whether the device computes bf16 matmuls natively: a CUDA GPU that supports bf16, or a CPU
+    with AMX or AVX512-BF16."""
     device = torch.device(device)
-    enabled = device.type == "cuda" and cfg.train.dtype in ("auto", "bf16")
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(set(CPU_BF16_FLAGS) & (cpu_flags() if flags is None else flags))
+
+
+def compute_dtype(device, requested: str) -> str:
+    """What train.dtype means on this device: "bf16" (autocast, fp32 master weights) or "fp32".
+    `auto` picks bf16 where the device computes it natively, else fp32; `bf16` is bf16 everywhere
+    (emulated, so slow, on a CPU without the instructions)."""
+    if requested == "auto":
+        return "bf16" if fast_bf16(device) else "fp32"
+    return requested
+
+
+def autocast(device, cfg):
+    """bf16 autocast when compute_dtype says bf16 (CUDA or CPU), else a no-op context."""
+    device = torch.device(device)
+    enabled = compute_dtype(device, cfg.train.dtype) == "bf16"
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 

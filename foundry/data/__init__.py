@@ -4,7 +4,7 @@
     ds = load_dataset(cfg.data)                       # cached, memory-mapped train/val token arrays
     x, y = get_batch(ds.train, batch_size, block_size, np.random.default_rng(seed))
 
-Files: tokenizer.py (TOKENIZERS), sources.py (data.source), formats.py (FORMATS, jinja2 chat
+Files: tokenizer.py (TOKENIZERS), hf_tokenizer.py (the hf kind), sources.py (data.source), formats.py (FORMATS, jinja2 chat
 templates), curriculum.py (CURRICULA), cache.py (token cache), dataset.py (load_dataset, get_batch),
 preference.py (load_preference_pairs), jsonl.py (read_jsonl, read_lines). Each registry is a dict at the end of its file.
 """
@@ -20,6 +20,7 @@ from foundry.data.dataset import (
 from foundry.data.formats import FORMATS, render_record
 from foundry.data.preference import load_preference_pairs
 from foundry.data.sources import Source, expand_path, read_source
+from foundry.data.hf_tokenizer import HFTokenizer, load_tokenizer_file
 from foundry.data.tokenizer import (
                                     TOKENIZERS,
                                     BpeTokenizer,

@@ -136,7 +136,7 @@ ARCHITECTURE = {
     "context": (context, ("x0.5", "x2")),
     "norm": (norm, ("rmsnorm", "layernorm")),
     "qk_norm": (qk_norm, ("on", "off")),
-    "activation": (activation, ("gelu", "swiglu", "glu", "relu2")),
+    "activation": (activation, ("gelu", "gelu_exact", "swiglu", "glu", "relu2")),
     "position": (position, ("rope", "alibi", "learned", "none")),
     "tie_embeddings": (tie_embeddings, ("on", "off")),
     "dropout": (dropout, ("0", "0.1")),

@@ -10,8 +10,6 @@ cannot start from the same checkpoint: its weights fix the model's shape, compon
 """
 from __future__ import annotations
 
-import dataclasses
-
 from foundry.catalog import from_dict
 from foundry.config import Config, diff, to_dict
 from foundry.errors import UserError
@@ -47,16 +45,6 @@ def factor_of(variant: str) -> float:
     return float(variant[1:])
 
 
-def weight_shapes(model_cfg) -> dict:
-    """{name: shape} of the GPT's weights, built on the meta device (no memory)."""
-    import torch
-
-    from foundry.model.gpt import GPT
-    with torch.device("meta"):
-        model = GPT(dataclasses.replace(model_cfg, vocab_size=max(1, model_cfg.vocab_size)))
-    return {n: tuple(t.shape) for n, t in model.state_dict().items()}
-
-
 def fixed_weights_reason(parent: Config, child: Config) -> str | None:
     """Why `child` cannot be trained from parent's train.init_from checkpoint, or None."""
     start = parent.train.init_from
@@ -69,6 +57,7 @@ def fixed_weights_reason(parent: Config, child: Config) -> str | None:
         if key in ("data.tokenizer", "data.tokenizer_path", "data.bpe_vocab_size"):
             return f"train.init_from={start} fixes the tokenizer; {key} would change from {old!r} to {new!r}"
     if "model.block_size" in changes:
+        from foundry.model.shapes import weight_shapes
         before, after = weight_shapes(parent.model), weight_shapes(child.model)
         for name, shape in before.items():
             if after.get(name) != shape:

@@ -45,6 +45,9 @@ from foundry.weights.checkpoint import (
 from foundry.weights.lora import apply_lora
 
 
+COMPILE_WARMUP_STEPS = 3  # with train.compile: steps whose time includes compilation
+
+
 class _Stop:
     """SIGINT/SIGTERM set a flag; the loop checkpoints and exits as `interrupted`."""
 
@@ -124,6 +127,8 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
         session.rng.bit_generator.state = progress["rng"]
         session.files.truncate_metrics(session.step)
         log(f"resumed from {checkpoint} at step {session.step}")
+    if cfg.train.compile:
+        model.compile()  # in place: the state dict keeps its names
     session.model = strategy.wrap(model)
     session.files.start(model, objective.description, objective.tokenizer.name, device, resumed=bool(checkpoint))
     return session
@@ -136,7 +141,7 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
     lr = lr_at(cfg, s.step, cfg.max_steps(), s.progress_fraction())
     for group in s.optimizer.param_groups:
         group["lr"] = lr
-    loss_sum = 0.0
+    loss_sum = torch.zeros((), device=s.device)  # summed on the device: one host sync per step, not per micro-step
     for micro in range(cfg.train.grad_accum):
         inner = micro < cfg.train.grad_accum - 1  # gradients are synchronised on the last micro-step only
         with s.strategy.no_sync(model) if inner else contextlib.nullcontext():
@@ -145,7 +150,7 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
                 aux = s.strategy.unwrap(model).aux_loss()
                 total = loss + aux if aux is not None else loss
             (total / cfg.train.grad_accum).backward()
-        loss_sum += loss.item()
+        loss_sum += loss.detach()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip or float("inf"))
     s.optimizer.step()
     s.optimizer.zero_grad(set_to_none=True)
@@ -156,7 +161,10 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
     s.tokens += cfg.tokens_per_step
     s.train_seconds += time.perf_counter() - t0
     stats = {**s.strategy.unwrap(model).ffn_stats(), **s.objective.stats()}  # MoE load, DPO reward, ...
-    return loss_sum / cfg.train.grad_accum, lr, float(grad_norm), {k: float(v) for k, v in stats.items()}
+    # the step's numbers to the host in one transfer: loss, grad norm, then the stats
+    values = torch.stack([loss_sum / cfg.train.grad_accum, grad_norm.float(),
+                          *(torch.as_tensor(v, dtype=torch.float32, device=s.device) for v in stats.values())]).tolist()
+    return values[0], lr, values[1], dict(zip(stats, values[2:]))
 
 
 def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | None = None,
@@ -173,6 +181,7 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
     n_params, flops = model.num_params(), model.flops_per_token()
     peak = hardware.peak_flops(s.device)
     status, metrics, last_eval_step, loss_value = "done", {}, -1, s.first_loss
+    start_step, warm = s.step, (0, 0.0)
 
     def evaluate():
         nonlocal metrics, last_eval_step
@@ -187,6 +196,8 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
                 status = "interrupted"
                 break
             loss_value, lr, grad_norm, stats = train_step(s)
+            if cfg.train.compile and s.step - start_step == COMPILE_WARMUP_STEPS:
+                warm = (s.tokens, s.train_seconds)  # compilation happens in these steps: not in tokens/s
             s.first_loss = s.first_loss if s.first_loss is not None else loss_value
             files.step(s.step, loss_value, lr, grad_norm, s.tokens, s.train_seconds, max_steps,
                        s.progress_fraction(), stats)
@@ -203,7 +214,8 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         if last_eval_step != s.step:
             evaluate()
         s.save()
-    tokens_per_s = s.tokens / s.train_seconds if s.train_seconds else 0.0
+    timed_tokens, timed_seconds = s.tokens - warm[0], s.train_seconds - warm[1]
+    tokens_per_s = timed_tokens / timed_seconds if timed_seconds > 0 else 0.0
     summary = {
         "status": status, "val_loss": metrics.get("val_loss"), "val_bpb": metrics.get("val_bpb"),
         "train_loss": loss_value, "train_tokens": s.tokens, "steps": s.step,

@@ -57,8 +57,9 @@ class RunFiles:
         self.metrics = open(self.metrics_path, "a")
         self.started = time.time()
         self.log_every = max(1, (self.cfg.max_steps() or 1000) // 20)
-        self._print(f"{self.cfg.name}: {model.num_params():,} params on {device}, "
-                    f"{data_description} ({tokenizer_name})"
+        from foundry.hardware import compute_dtype
+        self._print(f"{self.cfg.name}: {model.num_params():,} params on {device} "
+                    f"({compute_dtype(device, self.cfg.train.dtype)}), {data_description} ({tokenizer_name})"
                     + (" [resumed]" if resumed else ""))
         self._write_progress({"status": "running", "step": 0})
 

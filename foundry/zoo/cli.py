@@ -31,17 +31,14 @@ def parse_size(text: str) -> int:
 
 def preset_rows() -> list[dict]:
     """Every preset with its parameter count and training FLOPs per token (GPT built on meta)."""
-    import torch
-
     from foundry import catalog
-    from foundry.model.gpt import GPT
+    from foundry.model.shapes import meta_model
     from foundry.zoo.families import exportable_family
     from foundry.zoo.presets import PRESETS
     rows = []
     for name in PRESETS:
         m = catalog.from_dict({"model": {"preset": name}, "budget": {"steps": 1}}).model
-        with torch.device("meta"):
-            model = GPT(m)
+        model = meta_model(m)
         rows.append({"preset": name, "family": exportable_family(m).name, "params": model.num_params(),
                      "flops_per_token": model.flops_per_token(), "n_layer": m.n_layer, "n_embd": m.n_embd,
                      "n_head": m.n_head, "n_kv_head": m.kv_heads, "vocab_size": m.vocab_size,

@@ -1,6 +1,7 @@
 """GPT-2 (GPT2LMHeadModel) <-> Foundry. Its Conv1D layers store weights (in, out), hence
 `transpose`; the fused c_attn [q; k; v] splits into Foundry's q_proj and kv_proj = [k; v].
-The causal-mask buffers that old checkpoints saved (attn.bias, attn.masked_bias) are skipped."""
+The causal-mask buffers that old checkpoints saved (attn.bias, attn.masked_bias) are skipped.
+activation_function gelu_new (tanh) is Foundry's `gelu`, and the exact "gelu" its `gelu_exact`."""
 from foundry.model.modules.mlp import hidden_width
 from foundry.zoo.family import Family, Rule
 
@@ -29,19 +30,24 @@ CONFIG = (("n_layer", "n_layer"), ("n_head", "n_head"), ("n_embd", "n_embd"), ("
           ("block_size", "n_positions"), ("norm_eps", "layer_norm_epsilon"), ("tie_embeddings", "tie_word_embeddings"))
 
 
+ACTIVATIONS = {"gelu_new": "gelu", "gelu_pytorch_tanh": "gelu", "gelu": "gelu_exact"}  # HF -> Foundry
+
+
 def read(hf: dict) -> dict:
-    return {"mlp_hidden": hf["n_inner"]} if hf.get("n_inner") else {"mlp_ratio": 4.0}
+    width = {"mlp_hidden": hf["n_inner"]} if hf.get("n_inner") else {"mlp_ratio": 4.0}
+    return {**width, "activation": ACTIVATIONS[hf.get("activation_function", "gelu_new")]}
 
 
 def write(m) -> dict:
-    return {"n_inner": hidden_width(m, gated=False), "n_ctx": m.block_size}
+    activation = "gelu" if m.activation == "gelu_exact" else "gelu_new"
+    return {"n_inner": hidden_width(m, gated=False), "n_ctx": m.block_size, "activation_function": activation}
 
 
 GPT2 = Family(
     name="gpt2", architecture="GPT2LMHeadModel", model_type="gpt2", weights=WEIGHTS, config=CONFIG,
-    requires={"attention": ("mha",), "n_kv_head": (0,), "norm": ("layernorm",), "activation": ("gelu",),
+    requires={"attention": ("mha",), "n_kv_head": (0,), "norm": ("layernorm",), "activation": ("gelu", "gelu_exact"),
               "position": ("learned",), "ffn": ("dense",), "bias": (True,), "qk_norm": (False,), "layers": ({},)},
-    hf_requires={"activation_function": ("gelu_new", "gelu_pytorch_tanh"), "scale_attn_weights": (True,),
+    hf_requires={"activation_function": tuple(ACTIVATIONS), "scale_attn_weights": (True,),
                  "scale_attn_by_inverse_layer_idx": (False,), "reorder_and_upcast_attn": (False, True)},
     hf_defaults={"tie_word_embeddings": True, "layer_norm_epsilon": 1e-5, "n_positions": 1024},
     read=read, write=write, prefix="transformer.", ignored=("transformer.h.{}.attn.bias", "transformer.h.{}.attn.masked_bias"),

@@ -26,6 +26,7 @@ from foundry.config import save as save_config
 from foundry.data import HFTokenizer
 from foundry.errors import UserError
 from foundry.io import atomic_folder, write_json
+from foundry.model.shapes import weight_shapes
 from foundry.weights.tensors import TensorReader, TensorWriter
 from foundry.zoo.family import to_foundry_tensors
 from foundry.zoo.families import family_of, foundry_model_keys
@@ -48,12 +49,8 @@ def read_config(folder: str) -> dict:
 
 
 def model_specs(model_cfg) -> dict:
-    """{Foundry tensor name: shape} of GPT(model_cfg), built on the meta device (no memory); a tied
-    head is left out, as in Foundry's checkpoints."""
-    from foundry.model.gpt import GPT
-    with torch.device("meta"):
-        state = GPT(model_cfg).state_dict()
-    return {n: tuple(t.shape) for n, t in state.items() if not (model_cfg.tie_embeddings and n == "lm_head.weight")}
+    """{Foundry tensor name: shape} of GPT(model_cfg), reading nothing; a tied head is left out."""
+    return {n: s for n, s in weight_shapes(model_cfg).items() if not (model_cfg.tie_embeddings and n == "lm_head.weight")}
 
 
 class HFCheckpoint:

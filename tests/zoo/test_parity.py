@@ -10,8 +10,8 @@ import torch
 
 from foundry.model.gpt import GPT
 from foundry.weights.checkpoint import load_model
-from foundry.zoo import FAMILIES
-from tests.zoo.hf_models import load_hf
+from foundry.zoo import FAMILIES, import_folder
+from tests.zoo.hf_models import load_hf, save_tiny
 
 SEQ = 80  # longer than Mistral's test window (16) and Llama's original context (32)
 
@@ -54,3 +54,13 @@ def test_the_tests_exercise_what_the_families_need(imported):
     attn = qwen.blocks[0].attn
     assert qcfg.model.tie_embeddings and qwen.lm_head.weight is qwen.wte.weight
     assert attn.q_proj.bias is not None and attn.kv_proj.bias.abs().sum() > 0 and attn.c_proj.bias is None
+
+
+def test_gpt2_with_the_exact_gelu_is_foundrys_gelu_exact(tmp_path):
+    """activation_function "gelu" (erf) imports as gelu_exact, and computes transformers' logits."""
+    folder = save_tiny(tmp_path / "gpt2", "gpt2", activation_function="gelu")
+    model, _, cfg = load_model(import_folder(folder, str(tmp_path / "run"), log=lambda *a: None)["out"])
+    assert cfg.model.activation == "gelu_exact"
+    ids = torch.randint(0, 300, (1, SEQ), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), load_hf(folder)(ids).logits)

@@ -11,7 +11,6 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from foundry import catalog
 from foundry.data import build_tokenizer
 from foundry.model.gpt import GPT
 from foundry.weights.checkpoint import load_model

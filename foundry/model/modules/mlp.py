@@ -1,8 +1,11 @@
 """The MLPs that `model.activation` names: one plain MLP and one gated MLP, each with its function.
 
-    MLP       (GPT-2, Primer):  c_proj(act(c_fc(x)))               gelu (tanh form), relu2 (relu squared)
+    MLP       (GPT-2, Primer):  c_proj(act(c_fc(x)))               gelu (GPT-2's tanh form), gelu_exact
+                                                                   (erf, as nanoGPT), relu2 (relu squared)
     GatedMLP  (GLU family):     c_proj(gate_fn(x W_g) * (x W_u))    glu (sigmoid), swiglu (silu, LLaMA)
 
+gelu_exact is the exact erf GELU (torch's and nanoGPT's default, Hugging Face's "gelu"); on CPUs its
+kernel is faster than the tanh approximation that `gelu` keeps for GPT-2 ("gelu_new").
 A gated MLP has three matrices, so its hidden width is 2/3 of mlp_ratio * n_embd: both kinds then
 hold about 2 * mlp_ratio * n_embd^2 weights. `model.mlp_hidden` > 0 sets the width exactly instead
 (Hugging Face's intermediate_size). W_g and W_u are one fused `gate_up` projection, [gate; up].
@@ -66,6 +69,10 @@ class GeluMLP(MLP):
     activation = staticmethod(_tanh_gelu)
 
 
+class ExactGeluMLP(MLP):
+    activation = staticmethod(F.gelu)
+
+
 class Relu2MLP(MLP):
     activation = staticmethod(_relu_squared)
 
@@ -78,4 +85,4 @@ class SwiGLUMLP(GatedMLP):
     gate = staticmethod(F.silu)
 
 
-MLPS = {"gelu": GeluMLP, "relu2": Relu2MLP, "glu": GLUMLP, "swiglu": SwiGLUMLP}
+MLPS = {"gelu": GeluMLP, "gelu_exact": ExactGeluMLP, "relu2": Relu2MLP, "glu": GLUMLP, "swiglu": SwiGLUMLP}
