@@ -26,9 +26,7 @@ from foundry.data.tokenizer import (
                                     BpeTokenizer,
                                     ByteTokenizer,
                                     CharTokenizer,
-                                    HFTokenizer,
                                     build_tokenizer,
-                                    load_tokenizer_file,
                                     tokenizer_from_json,
 )
 

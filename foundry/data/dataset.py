@@ -24,7 +24,7 @@ from foundry.data import cache
 from foundry.data.curriculum import order_documents
 from foundry.data.hf_tokenizer import fixed_tokenizer
 from foundry.data.sources import read_source
-from foundry.data.tokenizer import build_tokenizer, fixed_tokenizer, tokenizer_from_json
+from foundry.data.tokenizer import build_tokenizer, tokenizer_from_json
 from foundry.errors import UserError
 
 DOCUMENT_SEPARATOR = "\n\n"
