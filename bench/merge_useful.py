@@ -6,7 +6,7 @@ arithmetic and TIES; val_bpb of every model on both corpora, parents included.
         [--base-tokens 1000000] [--ft-tokens 300000] [--eval-batches 20]
 
 Trains what is missing under --runs (base: baselines/tiny.yaml on the built-in corpus; each
-fine-tune starts from it, lr 1e-3), merges into --runs/merged-*, and scores each model with the
+fine-tune starts from it with its config, lr 1e-3, fp32), merges into --runs/merged-*, and scores each model with the
 trainer's own metric (foundry.evaluation.val_metrics) on each corpus's validation split.
 """
 from __future__ import annotations
@@ -25,9 +25,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPORA = {"shakespeare": "$FOUNDRY_DATA/tinyshakespeare.txt", "python": "builtin"}
 
 
-def trained(folder: str, overrides: list[str]) -> str:
+def trained(folder: str, overrides: list[str], config: str = os.path.join(REPO, "baselines", "tiny.yaml")) -> str:
     if read_summary(folder) is None:
-        cfg = foundry.load_config(os.path.join(REPO, "baselines", "tiny.yaml"), overrides)
+        cfg = foundry.load_config(config, overrides)
         print(f"training {folder} ({' '.join(overrides)})", flush=True)
         foundry.train(cfg, folder)
     return folder
@@ -70,9 +70,11 @@ def main() -> int:
     common = ["eval.interval=100000", "train.warmup_steps=5"]
     trained(os.path.join(runs, "base"), [f"budget.tokens={args.base_tokens}", "name=base", *common])
     fine = [f"budget.tokens={args.ft_tokens}", f"train.init_from={os.path.join(runs, 'base')}", "train.lr=1e-3",
-            "train.min_lr=1e-4", *common]
-    trained(os.path.join(runs, "ft_shakespeare"), [*fine, f"data.source={CORPORA['shakespeare']}", "name=ft_shakespeare"])
-    trained(os.path.join(runs, "ft_python"), [*fine, "data.source=builtin", "train.seed=7", "name=ft_python"])
+            "train.min_lr=1e-4", "train.dtype=fp32", *common]
+    base_config = os.path.join(runs, "base", "config.yaml")         # the fine-tunes keep the base's model
+    trained(os.path.join(runs, "ft_shakespeare"), [*fine, f"data.source={CORPORA['shakespeare']}", "name=ft_shakespeare"],
+            base_config)
+    trained(os.path.join(runs, "ft_python"), [*fine, "data.source=builtin", "train.seed=7", "name=ft_python"], base_config)
     merged = {}
     for name, recipe in recipes(runs).items():
         out = os.path.join(runs, f"merged-{name}")
