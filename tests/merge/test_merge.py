@@ -180,3 +180,32 @@ def test_a_dry_run_plans_without_writing(runs, tmp_path):
     summary = merge(method_recipe("ties", runs), tmp_path / "out", dry_run=True)
     assert not os.path.exists(tmp_path / "out")
     assert len(summary["plan"]) == summary["tensors"] and summary["plan"][0]["per_model"][0]["density"] == 0.6
+
+
+def test_tensors_are_read_one_output_tensor_at_a_time(runs, tmp_path, monkeypatch):
+    """Streaming: each output tensor's inputs are read just before it is written, never ahead."""
+    from foundry.merge import sources
+    from foundry.weights.tensors import TensorWriter
+    events = []
+    read, write = sources.Model.get, TensorWriter.write
+    monkeypatch.setattr(sources.Model, "get", lambda self, name: events.append(("read", name)) or read(self, name))
+    monkeypatch.setattr(TensorWriter, "write", lambda self, name, t: events.append(("write", name)) or write(self, name, t))
+    merge(method_recipe("ties", runs), tmp_path / "out")
+    writes = [i for i, (kind, _) in enumerate(events) if kind == "write"]
+    assert len(writes) == 23
+    for previous, index in zip([-1] + writes, writes):
+        reads = events[previous + 1:index]
+        assert [kind for kind, _ in reads] == ["read"] * 4                      # base + 3 models
+        assert {name for _, name in reads} == {events[index][1]}
+
+
+def test_dtype_converts_the_inputs_and_out_dtype_the_output(runs, tmp_path):
+    recipe = {**method_recipe("linear", runs), "dtype": "float16", "out_dtype": "bfloat16"}
+    merge(recipe, tmp_path / "out")
+    out, a, b = weights(tmp_path / "out"), weights(runs["a"]), weights(runs["b"])
+    name = "blocks.0.attn.q_proj.weight"
+    assert out[name].dtype == torch.bfloat16
+    expected = ((a[name].half().float() + b[name].half().float()) / 2).bfloat16()   # weights 0.5 and 0.5
+    assert torch.equal(out[name], expected)
+    model, _, _ = foundry.load(tmp_path / "out")
+    assert torch.isfinite(model(torch.tensor([[1, 2]]))).all()
