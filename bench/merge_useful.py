@@ -1,6 +1,6 @@
 """A useful merge: two fine-tunes of one Foundry base on different corpora (tiny Shakespeare and
 the built-in Python corpus, both byte-level so their vocabularies agree), merged with linear, task
-arithmetic and TIES; val_bpb of every model on both corpora, parents included.
+arithmetic and TIES (each at two settings); val_bpb of every model on both corpora, parents included.
 
     FOUNDRY_DATA=../shared/data python bench/merge_useful.py --runs runs/merge-useful [--json]
         [--base-tokens 1000000] [--ft-tokens 300000] [--eval-batches 20]
@@ -35,11 +35,15 @@ def trained(folder: str, overrides: list[str], config: str = os.path.join(REPO, 
 
 def recipes(runs: str) -> dict:
     base, s, p = (os.path.join(runs, n) for n in ("base", "ft_shakespeare", "ft_python"))
-    both = lambda params: [{"model": s, "parameters": params}, {"model": p, "parameters": params}]  # noqa: E731
+    both = lambda params: [{"model": m, "parameters": params} for m in (s, p)]  # noqa: E731
     return {
         "linear": {"merge_method": "linear", "models": both({"weight": 0.5})},
+        "linear 0.3/0.7": {"merge_method": "linear", "models": [{"model": s, "parameters": {"weight": 0.3}},
+                                                                {"model": p, "parameters": {"weight": 0.7}}]},
         "task_arithmetic": {"merge_method": "task_arithmetic", "base_model": base, "models": both({"weight": 1.0})},
+        "task_arithmetic 0.5": {"merge_method": "task_arithmetic", "base_model": base, "models": both({"weight": 0.5})},
         "ties": {"merge_method": "ties", "base_model": base, "models": both({"weight": 1.0, "density": 0.5})},
+        "ties 0.2": {"merge_method": "ties", "base_model": base, "models": both({"weight": 1.0, "density": 0.2})},
     }
 
 
@@ -77,7 +81,7 @@ def main() -> int:
     trained(os.path.join(runs, "ft_python"), [*fine, "data.source=builtin", "train.seed=7", "name=ft_python"], base_config)
     merged = {}
     for name, recipe in recipes(runs).items():
-        out = os.path.join(runs, f"merged-{name}")
+        out = os.path.join(runs, "merged-" + name.replace(" ", "-").replace("/", "-"))
         if not os.path.isdir(out):
             summary = foundry.merge.merge(recipe, out)
             print(f"merged {name}: {summary['tensors']} tensors in {summary['seconds']} s", flush=True)
@@ -90,9 +94,9 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'model':<24} {'shakespeare bpb':>16} {'python bpb':>11} {'mean':>7}")
+    print(f"{'model':<28} {'shakespeare bpb':>16} {'python bpb':>11} {'mean':>7}")
     for r in rows:
-        print(f"{r['model']:<24} {r['shakespeare']:>16.4f} {r['python']:>11.4f} {r['mean']:>7.4f}")
+        print(f"{r['model']:<28} {r['shakespeare']:>16.4f} {r['python']:>11.4f} {r['mean']:>7.4f}")
     return 0
 
 

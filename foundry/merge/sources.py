@@ -126,9 +126,9 @@ class HFModel(Model):
 
     def __init__(self, ref: str, path: str):
         from foundry.zoo import HFCheckpoint
+        from foundry import catalog
         hf = HFCheckpoint(path)
         self.hf, self.family, self.config = hf, hf.family, hf.config
-        from foundry import catalog
         self.model_cfg = catalog.from_dict({"model": hf.model_keys, "budget": {"steps": 1}}).model
         tied = bool(hf.model_keys.get("tie_embeddings"))
         n_layer = int(hf.model_keys["n_layer"])
@@ -151,7 +151,8 @@ class HFModel(Model):
         pre, layers, post = split_layers(expected, layer_prefix)   # the table lists rule by rule
         names = pre + [n for layer in layers for n in layer] + post
         specs = {n: hf.reader.spec(where[n]) for n in expected}
-        head = [n for rule, names, foundry in hf.family.rules(n_layer, False) if foundry == ["lm_head.weight"] for n in names]
+        head = [n for _, hf_names, foundry in hf.family.rules(n_layer, False) if foundry == ["lm_head.weight"]
+                for n in hf_names]
         if tied and head:       # a tied head reads the embedding, for merges with untied models
             embed = vocab[0]
             specs[head[0]], where[head[0]] = specs[embed], where[embed]
@@ -165,6 +166,7 @@ class HFModel(Model):
         if self._tokenizer is None:
             self._tokenizer = self.hf.tokenizer()
         return self._tokenizer
+
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja")
