@@ -8,30 +8,33 @@ nearly parallel (|cos θ| > 0.9995) the formula is ill-conditioned and the linea
 used instead (as mergekit does). Recipe: base_model plus one other model; `t` (required) as a
 scalar, a gradient list across layers, or filtered values (e.g. `filter: attn`).
 """
-import math
-
 import torch
 
 from foundry.merge.method import Method, Param, TensorJob, work_dtype
 
 DOT_THRESHOLD = 0.9995
 EPS = 1e-8
+CHUNK = 1 << 20
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float, dot_threshold: float = DOT_THRESHOLD) -> torch.Tensor:
     dtype = work_dtype(a)
     x, y = a.to(dtype).reshape(-1), b.to(dtype).reshape(-1)
-    t = float(t)
-    norm_x, norm_y = torch.linalg.vector_norm(x).item(), torch.linalg.vector_norm(y).item()
-    dot = 0.0
-    if x.numel():
-        dot = torch.dot(x / (norm_x if norm_x > EPS else 1.0), y / (norm_y if norm_y > EPS else 1.0)).item()
-    dot = min(1.0, max(-1.0, dot))
-    if abs(dot) > dot_threshold:
+    if not x.numel():
+        return x.reshape(a.shape)
+    # norms and cos θ summed over chunks of CHUNK entries, in the working dtype: the same order of
+    # float additions as mergekit's, so large tensors agree bitwise too
+    chunks = lambda v: v.split(CHUNK)  # noqa: E731
+    norm_x = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(c) for c in chunks(x)]))
+    norm_y = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(c) for c in chunks(y)]))
+    norm_x, norm_y = torch.where(norm_x > EPS, norm_x, 1.0), torch.where(norm_y > EPS, norm_y, 1.0)
+    dot = torch.stack([((cx / norm_x) * (cy / norm_y)).sum() for cx, cy in zip(chunks(x), chunks(y))]).sum().clamp(-1, 1)
+    t = torch.tensor(float(t), dtype=dtype)
+    if dot.abs() > dot_threshold:
         coef_a, coef_b = 1 - t, t
     else:
-        theta = math.acos(dot)
-        coef_a, coef_b = math.sin((1 - t) * theta) / math.sin(theta), math.sin(t * theta) / math.sin(theta)
+        theta = torch.acos(dot)
+        coef_a, coef_b = torch.sin((1 - t) * theta) / torch.sin(theta), torch.sin(t * theta) / torch.sin(theta)
     return (coef_a * x + coef_b * y).reshape(a.shape)
 
 
