@@ -21,10 +21,15 @@ from foundry.config import (
     parse,
     parse_file,
 )
-from foundry.data import CURRICULA, FORMATS, TOKENIZERS
+from foundry.data import FORMATS, TOKENIZERS
+from foundry.data.curriculum import check as check_curriculum
+from foundry.data.filters import check_filters
+from foundry.data.packing import PACKINGS
+from foundry.errors import UserError
 from foundry.model.modules import BROKEN, BROKEN_NAMES, REGISTRIES
 from foundry.training.losses import LOSSES
 
+LOSS_ON = {"all": "every token", "assistant": "assistant turns of chat formats"}
 COMPONENTS = {**{f"model.{key}": registry for key, registry in REGISTRIES.items()}, "train.loss": LOSSES}
 
 
@@ -128,7 +133,9 @@ def validate(cfg: Config) -> None:
     d = cfg.data
     check_name("data.tokenizer", d.tokenizer, TOKENIZERS)
     check_name("data.format", d.format, {"none": None, **FORMATS})
-    check_name("data.curriculum", d.curriculum, CURRICULA)
+    reason = check_curriculum(d.curriculum)
+    if reason:
+        raise ConfigError(f"data.curriculum.{reason}")
     if not 0.0 < d.val_fraction < 1.0:
         raise ConfigError(f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
     if d.tokenizer == "hf" and not d.tokenizer_path:
@@ -137,6 +144,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.bpe_vocab_size: must be at least 256 (the byte alphabet), got {d.bpe_vocab_size}")
     if d.format != "none" and not d.source.endswith(".jsonl"):
         raise ConfigError(f"data.format: {d.format!r} needs a .jsonl source of conversations, got {d.source!r}")
+    check_name("data.packing", d.packing, PACKINGS)
+    check_name("data.loss_on", d.loss_on, LOSS_ON)
+    if d.format == "none" and (d.loss_on != "all" or d.constitution):
+        raise ConfigError("data.loss_on: assistant and data.constitution need a chat format (data.format)")
+    try:
+        check_filters(d.filters)
+    except UserError as e:
+        raise ConfigError(str(e)) from None
     budgets = {k: v for k, v in dataclasses.asdict(b).items() if v}
     if any(v < 0 for v in budgets.values()) or len(budgets) != 1:
         raise ConfigError(f"budget: set exactly one of tokens, steps, seconds to a positive value, got {dataclasses.asdict(b)}")

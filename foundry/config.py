@@ -111,6 +111,15 @@ class TrainConfig:
 
 
 @dataclass
+class CurriculumConfig:
+    by: str = "none"            # none | length | perplexity: what makes a training document easy
+    reference: str = ""         # perplexity: the run folder or checkpoint that scores the documents
+    schedule: str = "sqrt"      # how harder data enters: sqrt | linear | step (foundry.data.curriculum)
+    start: float = 0.2          # share of the training data (easiest first) sampled at step 0
+    ramp: float = 0.5           # share of the budget after which every training token can be drawn
+
+
+@dataclass
 class DataConfig:
     source: str = "builtin"     # builtin | a text file | a folder or glob | file.jsonl
     tokenizer: str = "byte"     # byte | char | bpe | hf
@@ -119,7 +128,12 @@ class DataConfig:
     val_fraction: float = 0.1
     bpe_vocab_size: int = 512
     format: str = "none"        # chat format for JSONL conversations: none | chatml | llama3 | alpaca
-    curriculum: str = "none"    # none | short_first (training documents shortest first)
+    curriculum: CurriculumConfig = dataclasses.field(default_factory=CurriculumConfig)  # `field` is a key here
+    packing: str = "random"     # random (windows over the joined stream) | bin (documents packed into rows)
+    # training-split filters, in order: [{name: length, min_chars: 200}, {name: near_dup, threshold: 0.8}]
+    filters: list[dict[str, typing.Any]] = dataclasses.field(default_factory=list)
+    loss_on: str = "all"        # all | assistant (chat formats: loss on assistant turns only)
+    constitution: str = ""      # a constitution YAML: its principles become a system message (chat formats)
 
 
 @dataclass
@@ -208,6 +222,8 @@ def layer_config(model_cfg, index: int):
 # ---------------------------------------------------------------- conversion
 def _coerce(value, typ, key: str):
     """Check `value` against the annotation `typ`; ints widen to float, numeric strings to float."""
+    if typ is typing.Any:
+        return value  # settings whose keys and types a registry checks (data.filters: foundry.catalog)
     origin = typing.get_origin(typ)
     if origin is list:
         (item,) = typing.get_args(typ)

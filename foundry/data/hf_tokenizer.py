@@ -38,7 +38,7 @@ class HFTokenizer:
         self.vocab_size = self._tok.get_vocab_size(with_added_tokens=True)
 
     @classmethod
-    def train(cls, text: str, bpe_vocab_size: int = 0) -> "HFTokenizer":
+    def train(cls, text: str, bpe_vocab_size: int = 0, special_tokens=()) -> "HFTokenizer":
         raise UserError("data.tokenizer: hf is loaded from data.tokenizer_path, never trained")
 
     @classmethod

@@ -9,9 +9,9 @@
 
 Every tokenizer has encode(str) -> list[int], decode(list[int]) -> str, encode_array(str) -> np.ndarray
 (the fast path used to build the token cache), vocab_size, name, to_json() and to_hf(). To add a kind,
-write a class with those members plus `train(text, bpe_vocab_size)` and `from_dict(dict)` classmethods
-and add it to TOKENIZERS at the end of this file. `hf` (hf_tokenizer.py) is the one kind that is
-never trained: the data pipeline loads it from `data.tokenizer_path`.
+write a class with those members plus `train(text, bpe_vocab_size, special_tokens)` and `from_dict(dict)`
+classmethods and add it to TOKENIZERS at the end of this file. `hf` (hf_tokenizer.py) is the one kind that
+is never trained: the data pipeline loads it from `data.tokenizer_path`.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class ByteTokenizer:
     vocab_size = 256
 
     @classmethod
-    def train(cls, text: str, bpe_vocab_size: int = 0) -> "ByteTokenizer":
+    def train(cls, text: str, bpe_vocab_size: int = 0, special_tokens=()) -> "ByteTokenizer":
         return cls()
 
     @classmethod
@@ -82,7 +82,7 @@ class CharTokenizer:
         self._index = {c: i for i, c in enumerate(self.chars)}
 
     @classmethod
-    def train(cls, text: str, bpe_vocab_size: int = 0) -> "CharTokenizer":
+    def train(cls, text: str, bpe_vocab_size: int = 0, special_tokens=()) -> "CharTokenizer":
         return cls("".join(set(text)))
 
     @classmethod
@@ -128,7 +128,8 @@ class BpeTokenizer:
         self.vocab_size = hf_tokenizer.get_vocab_size()
 
     @classmethod
-    def train(cls, text: str, bpe_vocab_size: int = 512) -> "BpeTokenizer":
+    def train(cls, text: str, bpe_vocab_size: int = 512, special_tokens=()) -> "BpeTokenizer":
+        """`special_tokens` (a chat format's markers) become atomic tokens: ids 0.., never split or merged."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
         alphabet = pre_tokenizers.ByteLevel.alphabet()
@@ -138,7 +139,7 @@ class BpeTokenizer:
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=bpe_vocab_size, initial_alphabet=alphabet,
-                                      show_progress=False, special_tokens=[])
+                                      show_progress=False, special_tokens=list(special_tokens))
         # feed lines so the trainer's word counting stays small and deterministic
         tok.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
         return cls(tok)
@@ -181,9 +182,9 @@ class BpeTokenizer:
         return isinstance(other, BpeTokenizer) and other.to_json() == self.to_json()
 
 
-def build_tokenizer(kind: str, text: str, bpe_vocab_size: int = 512):
-    """Train (or just create) a tokenizer of `kind` on `text`."""
-    return _lookup(kind).train(text, bpe_vocab_size)
+def build_tokenizer(kind: str, text: str, bpe_vocab_size: int = 512, special_tokens=()):
+    """Train (or just create) a tokenizer of `kind` on `text`; bpe keeps `special_tokens` atomic."""
+    return _lookup(kind).train(text, bpe_vocab_size, special_tokens)
 
 
 def tokenizer_from_json(text: str):

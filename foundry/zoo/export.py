@@ -25,8 +25,8 @@ from foundry.weights.checkpoint import checkpoint_dir
 from foundry.weights.lora import merged_weights
 from foundry.weights.tensors import TensorReader, write_sharded
 from foundry.zoo.adapter import write_adapter
-from foundry.zoo.family import hf_specs, to_hf_tensors
 from foundry.zoo.families import FAMILIES, exportable_family, hf_config_of, misfit
+from foundry.zoo.family import hf_specs, to_hf_tensors
 from foundry.zoo.hf import DTYPES
 
 DEFAULT_SHARD_BYTES = 5 * 2**30

@@ -28,8 +28,8 @@ from foundry.errors import UserError
 from foundry.io import atomic_folder, write_json
 from foundry.model.shapes import weight_shapes
 from foundry.weights.tensors import TensorReader, TensorWriter
-from foundry.zoo.family import to_foundry_tensors
 from foundry.zoo.families import family_of, foundry_model_keys
+from foundry.zoo.family import to_foundry_tensors
 
 DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -16,10 +16,10 @@ def rope_inv_freq(dim, base, device=None):
 
 
 def rope_tables(dim, positions, base, inv_freq=None):
-    """cos, sin of shape (T, dim) for the half-split layout."""
+    """cos, sin of shape (..., T, dim) for the half-split layout; positions (..., T)."""
     if inv_freq is None:
         inv_freq = rope_inv_freq(dim, base, positions.device)
-    angles = positions.float()[:, None] * inv_freq[None, :]  # (T, dim/2)
+    angles = positions.float()[..., None] * inv_freq  # (..., T, dim/2)
     angles = torch.cat([angles, angles], dim=-1)
     return angles.cos(), angles.sin()
 
