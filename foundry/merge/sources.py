@@ -8,7 +8,8 @@ folders (single or sharded safetensors, through foundry.zoo), each as one interf
     model.template(name) -> "blocks.{}.attn.q_proj.weight" (None outside the layers)
     model.model_cfg                             # its Foundry ModelConfig (HF: mapped by the zoo)
     model.layer_settings(i)                     # layer i's per-layer settings (model.layers applied)
-    model.tokenizer                             # a Foundry tokenizer object (HF: foundry.data.HFTokenizer)
+    model.tokenizer                             # a Foundry tokenizer object (HF: foundry.data.HFTokenizer,
+                                                # None for a folder without tokenizer.json, as mergekit allows)
     model.vocab_names                           # tensors indexed by token id (embedding, head)
 
 A Foundry model is read from its EMA weights when it has them (as `foundry.load` does) and with
@@ -163,7 +164,7 @@ class HFModel(Model):
 
     @property
     def tokenizer(self):
-        if self._tokenizer is None:
+        if self._tokenizer is None and os.path.isfile(os.path.join(self.path, "tokenizer.json")):
             self._tokenizer = self.hf.tokenizer()
         return self._tokenizer
 

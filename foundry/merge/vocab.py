@@ -67,9 +67,12 @@ def align_vocabularies(recipe, models: dict, base, named=None):
     the format of `base`; `named` is the model tokenizer_source names, when it names one."""
     source_name = recipe.tokenizer_source
     tokenizers = {ref: m.tokenizer for ref, m in models.items()}
-    vocabs = {ref: vocabulary(t) for ref, t in tokenizers.items()}
+    missing = [ref for ref, t in tokenizers.items() if t is None]      # HF folders without tokenizer.json
+    if missing and source_name is not None:
+        raise UserError(f"{missing[0]}: no tokenizer.json; tokenizer_source: {source_name} needs every model's tokenizer")
+    vocabs = {ref: vocabulary(t) for ref, t in tokenizers.items() if t is not None}
     differ = len({tuple(v.items()) for v in vocabs.values()}) > 1
-    if source_name is None:
+    if source_name is None:                 # the base's tokenizer (or none: the output has none either)
         if differ:
             recipe.warnings.append("the models' vocabularies differ and no tokenizer_source is set: embeddings are "
                                    "merged row by row as stored; set tokenizer_source: base to align them by token")

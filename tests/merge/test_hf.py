@@ -92,3 +92,19 @@ def test_a_model_the_family_cannot_express_is_refused(hf_runs, runs, tmp_path):
                                                    {"model": runs["a"], "parameters": {"weight": 1}}]}
     with pytest.raises(UserError, match="cannot be merged into a llama model: model.activation='gelu'"):
         merge(recipe, tmp_path / "out")
+
+
+def test_folders_without_a_tokenizer_merge_as_in_mergekit(hf_runs, tmp_path):
+    import shutil
+    bare = {}
+    for key in ("base", "a"):
+        bare[key] = shutil.copytree(hf_runs[key], tmp_path / key, ignore=shutil.ignore_patterns("tokenizer*"))
+    recipe = {"merge_method": "linear", "models": [{"model": os.fspath(bare[k]), "parameters": {"weight": 1.0}}
+                                                   for k in ("base", "a")]}
+    merge(recipe, tmp_path / "out")
+    assert not os.path.exists(tmp_path / "out" / "tokenizer.json")
+    model, problems = load_reporting(tmp_path / "out")
+    assert problems == [] and torch.isfinite(model(torch.tensor([[1, 2]])).logits).all()
+    with pytest.raises(UserError, match=r"base: no tokenizer.json; tokenizer_source: base needs"):
+        merge({**recipe, "tokenizer_source": "base"}, tmp_path / "out2")
+    assert not os.path.exists(tmp_path / "out2")
