@@ -7,7 +7,7 @@ arithmetic and TIES (each at two settings); val_bpb of every model on both corpo
 
 Trains what is missing under --runs (base: baselines/tiny.yaml on the built-in corpus; each
 fine-tune starts from it with its config, lr 1e-3, fp32), merges into --runs/merged-*, and scores each model with the
-trainer's own metric (foundry.evaluation.val_metrics) on each corpus's validation split.
+trainer's own metric (foundry.evaluation.val_metrics, fp32 for every model) on each corpus's validation split.
 """
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def recipes(runs: str) -> dict:
 def scores(folder: str, batches: int) -> dict:
     from foundry.data import load_dataset
     from foundry.evaluation import val_metrics
+    import dataclasses
     model, _, cfg = foundry.load(folder)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, dtype="fp32"))  # every model scored alike
     out = {}
     for corpus, source in CORPORA.items():
         data = cfg.data.__class__(**{**vars(cfg.data), "source": os.path.expandvars(source), "tokenizer": "byte"})
