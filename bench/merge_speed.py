@@ -8,7 +8,8 @@ The models are a random Llama-shaped base (hidden 768, 12 layers, 32000-token vo
 head: 125M parameters, saved by transformers in 200 MB shards) and three copies with noise. Each
 tool runs as its own process (`foundry merge ...` and `mergekit-yaml ...`, CPU, default options);
 a thread samples its /proc/PID/status every 10 ms for the peak resident set (VmRSS, which counts
-the input files' mapped pages) and the peak private memory (RssAnon: what it allocated). Runs
+the input files' mapped pages) and the peak private memory (RssAnon: what it allocated); CPU
+seconds (user + system, from getrusage) compare the tools fairly on a machine others load. Runs
 alternate between the tools; every run is listed. The outputs are compared tensor by tensor.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -69,7 +71,13 @@ class Sampler(threading.Thread):
             self.private = max(self.private, int(fields.get("RssAnon", "0 kB").split()[0]) * 1024)
 
 
+def cpu_seconds_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(command: list[str]) -> dict:
+    cpu_before = cpu_seconds_of_children()
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = Sampler(process.pid)
@@ -80,7 +88,7 @@ def timed(command: list[str]) -> dict:
     sampler.join()
     if process.returncode:
         raise SystemExit(f"{command[0]} failed: {err.strip().splitlines()[-1] if err.strip() else out}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(sampler.rss / 2**20), "peak_private_mb": round(sampler.private / 2**20),
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds_of_children() - cpu_before, 1), "peak_rss_mb": round(sampler.rss / 2**20), "peak_private_mb": round(sampler.private / 2**20),
             "stdout": out}
 
 
@@ -132,10 +140,10 @@ def main() -> int:
         return 0
     print(f"\nTIES of 3 models into their base, {params / 1e6:.1f}M parameters each (float32), "
           f"{os.cpu_count()} cores; largest tensor difference between the outputs: {difference:.3g}")
-    print(f"{'tool':<9} {'run':>3} {'seconds':>8} {'peak RSS MB':>12} {'peak private MB':>16} {'load':>5}")
+    print(f"{'tool':<9} {'run':>3} {'seconds':>8} {'cpu s':>7} {'peak RSS MB':>12} {'peak private MB':>16} {'load':>5}")
     for r in runs:
-        print(f"{r['tool']:<9} {r['repeat']:>3} {r['seconds']:>8} {r['peak_rss_mb']:>12} {r['peak_private_mb']:>16} "
-              f"{r['load_avg_1min']:>5}")
+        print(f"{r['tool']:<9} {r['repeat']:>3} {r['seconds']:>8} {r['cpu_seconds']:>7} {r['peak_rss_mb']:>12} "
+              f"{r['peak_private_mb']:>16} {r['load_avg_1min']:>5}")
     return 0
 
 
