@@ -2,6 +2,7 @@
 
     foundry run [--baseline baselines/tiny.yaml] [--campaign NAME] [--generations N | --hours H]
                 [--population P] [--workers N|auto] [--confirm-seeds K] [--min-delta D] [--z Z] ...
+                [--gpus-per-trial K] [--backend local|ray [--address auto|local|HOST:PORT]]
     foundry status [--campaign NAME] [--json]
     foundry runs [--campaign NAME] [--status S] [--gen G] [--variant V] [--limit N] [--json]
     foundry history [--baseline PATH] [--json]
@@ -24,15 +25,17 @@ from agent import settings as settings_mod
 from agent.ledger import Ledger
 from agent.lock import CampaignLock
 from agent.report import runs_json, runs_table, status, status_table
-from foundry.catalog import load
 from foundry.errors import UserError
 from foundry.lineage.history import promotions
 from foundry.lineage.repo import check_committed, open_repo, relpath
+from foundry.runner.backends import add_backend_arguments, open_pool, pool_namespace
 
 FLAGS = {"population": "search.population", "workers": "search.workers", "seed": "search.seed",
          "trial_timeout": "search.trial_timeout_s", "keep_checkpoints": "search.keep_checkpoints",
          "metric": "promotion.metric", "confirm_seeds": "promotion.confirm_seeds",
-         "min_delta": "promotion.min_delta", "z": "promotion.z", "proposer_command": "proposer.command"}
+         "min_delta": "promotion.min_delta", "z": "promotion.z", "proposer_command": "proposer.command",
+         "backend": "search.backend", "address": "search.address", "gpus_per_trial": "search.gpus_per_trial",
+         "cpus_per_trial": "search.cpus_per_trial"}
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -76,6 +79,10 @@ def run_main(argv) -> int:
     p.add_argument("--min-delta", type=float, help="smallest improvement worth a promotion (default 0.001)")
     p.add_argument("--z", type=float, help="promote only above z x standard error of the difference (default 2)")
     p.add_argument("--proposer-command", help="shell command: leaderboard JSON on stdin, YAML variants out")
+    p.add_argument("--gpus-per-trial", type=int, help="devices each trial takes and trains on with as many "
+                                                      "processes (DDP/FSDP; CPU workers without GPUs; default 1)")
+    add_backend_arguments(p)
+    p.add_argument("--cpus-per-trial", type=int, help="with --backend ray: CPUs each trial process asks for (default 1)")
     args = p.parse_args(argv)
     if args.generations is not None and args.generations < 1:
         raise UserError(f"--generations: must be at least 1, got {args.generations}")
@@ -107,6 +114,22 @@ def _run_locked(args, repo, campaign: str, campaign_dir: str, lock: CampaignLock
                             "pick another --campaign")
         settings.baseline = rel
     baseline_path = os.path.join(repo.working_tree_dir, settings.baseline)
+    # Start-up: the pool's preloader starts importing torch first, while this process imports
+    # it too (for validation) and reads the ledger; nothing here has imported torch yet. On Ray
+    # this connects to the cluster (no Ray installed: one line saying how, nothing written).
+    s = settings.search
+    pool = open_pool(s.backend, settings.worker_count(), devices_per_trial=s.gpus_per_trial,
+                     cpus_per_trial=s.cpus_per_trial, address=s.address or None, timeout_s=s.trial_timeout_s,
+                     cwd=repo.working_tree_dir, namespace=pool_namespace(campaign_dir))
+    pool.warm()
+    try:
+        return _supervise(args, repo, baseline_path, campaign_dir, settings, settings_path, lock, pool)
+    finally:
+        pool.close()
+
+
+def _supervise(args, repo, baseline_path, campaign_dir, settings, settings_path, lock, pool) -> int:
+    from foundry.catalog import load
     load(baseline_path)   # a baseline that does not validate: one line, exit 2
     check_committed(repo, settings.baseline)
     settings_mod.save(settings, settings_path)
@@ -116,7 +139,7 @@ def _run_locked(args, repo, campaign: str, campaign_dir: str, lock: CampaignLock
     view = View(os.path.join(campaign_dir, "supervisor.log"))
     if lock.took_over_pid:
         view.log(f"took over a stale lock of pid {lock.took_over_pid} (that supervisor is gone)")
-    sup = Supervisor(repo, baseline_path, campaign_dir, settings, view)
+    sup = Supervisor(repo, baseline_path, campaign_dir, settings, view, pool=pool)
     previous = {s: signal.signal(s, sup.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return sup.run(generations=args.generations, hours=args.hours)

@@ -141,12 +141,14 @@ class Ledger:
                  reason or None, log_tail if status != "done" else None, time.time(), wall_s,
                  s.get("wall_s"), trial_id))
 
-    def requeue_unfinished(self) -> list[dict]:
-        """After a crash or a clean stop: running and interrupted trials go back to the queue."""
-        rows = self._rows("SELECT * FROM trials WHERE status IN ('running', 'interrupted')")
+    def requeue_unfinished(self, keep=()) -> list[dict]:
+        """After a crash or a clean stop: running and interrupted trials go back to the queue, but
+        those in `keep` (still running on a cluster, re-attached)."""
+        rows = [r for r in self._rows("SELECT * FROM trials WHERE status IN ('running', 'interrupted')")
+                if r["id"] not in keep]
         with self.db:
-            self.db.execute("UPDATE trials SET status='queued', reason='interrupted; re-queued'"
-                            " WHERE status IN ('running', 'interrupted')")
+            self.db.executemany("UPDATE trials SET status='queued', reason='interrupted; re-queued' WHERE id=?",
+                                [(r["id"],) for r in rows])
         return rows
 
     def failure_count(self, config_hash: str) -> int:

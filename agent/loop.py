@@ -7,7 +7,8 @@ Each generation is a small state machine kept in the ledger, so a supervisor kil
 resumes where it was: screen (candidates + the baseline, same seed) -> confirm (best
 candidate and the baseline on k fresh seeds) -> promote (intent recorded, then one git
 commit) -> cleanup (checkpoints of discarded variants deleted) -> done. Trials run as
-subprocesses on foundry.runner.pool; this process is the ledger's only writer.
+subprocesses on the pool of search.backend (foundry.runner.backends: this machine's workers or a
+Ray cluster); this process is the ledger's only writer.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from foundry.lineage.promotion import (
     promote,
 )
 from foundry.lineage.repo import code_fingerprint, relpath
-from foundry.runner.pool import TrialSpec, WorkerPool, kill_orphan, plan_workers
+from foundry.runner.backends import open_pool, pool_namespace
+from foundry.runner.pool import TrialSpec
 
 NOTHING_TO_TRY = "no new candidates to try"
 
@@ -46,14 +48,17 @@ class Stopped(Exception):
 
 
 class Supervisor:
-    def __init__(self, repo: git.Repo, baseline_path: str, campaign_dir: str, settings, view, poll_s=0.25):
+    def __init__(self, repo: git.Repo, baseline_path: str, campaign_dir: str, settings, view, poll_s=0.25,
+                 pool=None):   # a pool of runner/backends.py; default: opened from settings.search
         self.repo, self.root = repo, repo.working_tree_dir
         self.baseline_path, self.rel = os.path.abspath(baseline_path), relpath(repo, baseline_path)
         self.dir, self.campaign = os.path.abspath(campaign_dir), os.path.basename(os.path.abspath(campaign_dir))
         self.settings, self.view, self.poll_s = settings, view, poll_s
         self.ledger = Ledger(os.path.join(self.dir, "ledger.sqlite"))
-        self.pool = WorkerPool(plan_workers(settings.worker_count()), timeout_s=settings.search.trial_timeout_s,
-                               cwd=self.root)
+        s = settings.search
+        self.pool = pool or open_pool(s.backend, settings.worker_count(), devices_per_trial=s.gpus_per_trial,
+                                      cpus_per_trial=s.cpus_per_trial, address=s.address or None,
+                                      timeout_s=s.trial_timeout_s, cwd=self.root, namespace=pool_namespace(self.dir))
         self.stop_signal = None
         self._fingerprint = (0.0, "")
 
@@ -63,7 +68,7 @@ class Supervisor:
     # ---------------------------------------------------------------- the outer loop
     def run(self, generations: int | None = None, hours: float | None = None) -> int:
         self.ledger.set_meta("root", self.root)
-        self.pool.warm()   # the preloaders import torch while the ledger and proposals are read
+        self.pool.warm()   # the preloader imports torch while the ledger and proposals are read
         self.reconcile()
         deadline = time.time() + hours * 3600 if hours else None
         workers = ", ".join(f"{w.name}={w.device}" for w in self.pool.workers)
@@ -94,10 +99,13 @@ class Supervisor:
         return 0
 
     def reconcile(self) -> None:
-        """After a crash: no trainer of ours may still write; unfinished trials go back to the queue."""
-        for trial in self.ledger.trials(status="running"):
-            kill_orphan(trial["pid"], trial["run_dir"])
-        requeued = self.ledger.requeue_unfinished()
+        """After a crash: trials still running on a cluster are re-attached, no other trainer of ours
+        may still write, and the unfinished trials go back to the queue."""
+        running = self.ledger.trials(status="running")
+        kept = self.pool.recover([(self.trial_spec(t), t["pid"]) for t in running])
+        if kept:
+            self.view.log(f"resume: re-attached {len(kept)} trial(s) still running: {', '.join(sorted(kept))}")
+        requeued = self.ledger.requeue_unfinished(keep=kept)
         if requeued:
             self.view.log(f"resume: re-queued {len(requeued)} unfinished trial(s): "
                           + ", ".join(t["id"] for t in requeued))
@@ -263,10 +271,7 @@ class Supervisor:
 
     def run_queued(self, gen: int) -> None:
         for t in self.ledger.trials(gen=gen, status="queued"):
-            out = os.path.join(self.root, t["run_dir"])
-            resume = os.path.isdir(os.path.join(out, "checkpoint"))   # continue an interrupted attempt
-            self.pool.submit(TrialSpec(t["id"], os.path.join(self.root, t["config_path"]), out,
-                                       [f"train.seed={t['seed']}"], resume=resume))
+            self.pool.submit(self.trial_spec(t))
         while self.pool.busy():
             for event in self.pool.poll():
                 self.on_event(event)
@@ -275,6 +280,12 @@ class Supervisor:
             self.view.update([progress_line(s.trial_id, w.name, started, read_progress(s.out_dir))
                               for s, w, started in self.pool.running()])
             time.sleep(self.poll_s)
+
+    def trial_spec(self, t: dict) -> TrialSpec:
+        out = os.path.join(self.root, t["run_dir"])
+        resume = os.path.isdir(os.path.join(out, "checkpoint"))   # continue an interrupted attempt
+        return TrialSpec(t["id"], os.path.join(self.root, t["config_path"]), out, [f"train.seed={t['seed']}"],
+                         resume=resume)
 
     def on_event(self, event) -> None:
         tid = event.spec.trial_id

@@ -1,6 +1,7 @@
 """Campaign settings: experiments/CAMPAIGN/campaign.yaml, written on the first `foundry run`.
 
-    search:    population, workers (auto | N), seed, trial_timeout_s, keep_checkpoints
+    search:    population, workers (auto | N), seed, trial_timeout_s, keep_checkpoints,
+               gpus_per_trial, backend (local | ray), address, cpus_per_trial
     promotion: metric, lower_is_better, confirm_seeds, min_delta, z
     proposer:  command (gets the leaderboard as JSON on stdin, prints YAML variants), timeout_s
 
@@ -18,6 +19,7 @@ import yaml
 from foundry.config import ConfigError, build_dataclass
 from foundry.errors import UserError
 from foundry.io import atomic_write_text
+from foundry.runner.backends import BACKENDS
 
 CHECKPOINT_POLICIES = ("promoted", "all", "none")
 
@@ -29,6 +31,10 @@ class SearchSettings:
     seed: int = 1337                # generation g screens with seed + 1000 * g
     trial_timeout_s: float = 7200.0
     keep_checkpoints: str = "promoted"   # promoted | all | none: which checkpoints survive ranking
+    gpus_per_trial: int = 1         # devices a trial takes (GPUs, or CPU workers without GPUs), one process each
+    backend: str = "local"          # local | ray: where trials run (foundry/runner/backends.py)
+    address: str = ""               # ray: auto (also ""), local, or HOST:PORT of the cluster
+    cpus_per_trial: int = 1         # ray: CPUs each trial process asks the cluster for
 
 
 @dataclass
@@ -69,6 +75,10 @@ def check(s: Settings, path: str) -> None:
     if s.search.keep_checkpoints not in CHECKPOINT_POLICIES:
         raise UserError(f"{path}: search.keep_checkpoints: unknown {s.search.keep_checkpoints!r} "
                         f"(valid: {', '.join(CHECKPOINT_POLICIES)})")
+    if s.search.backend not in BACKENDS:
+        raise UserError(f"{path}: search.backend: unknown {s.search.backend!r} (valid: {', '.join(BACKENDS)})")
+    if s.search.gpus_per_trial < 1 or s.search.cpus_per_trial < 1:
+        raise UserError(f"{path}: search.gpus_per_trial/cpus_per_trial: must be at least 1")
     if s.search.trial_timeout_s <= 0:
         raise UserError(f"{path}: search.trial_timeout_s: must be positive")
     if s.promotion.confirm_seeds < 0 or s.promotion.z < 0 or s.promotion.min_delta < 0:

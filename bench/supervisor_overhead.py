@@ -9,7 +9,7 @@ reads the campaign's ledger. Figures:
   trainer share     sum of summary.json wall_s (time inside foundry.training.loop.train: data, model,
                     steps, eval, checkpoint) over worker time = workers x supervisor wall time
   overhead          1 - trainer share: the supervisor's start-up (its own and the per-worker
-                    preloaders' torch imports, paid once per `foundry run`), trial start-up,
+                    preloader's torch import, paid once per `foundry run`), trial start-up,
                     the supervisor's work (proposals, ranking, git) and workers idle at the
                     phase barriers; the target is under 5% with 60-second trials
   steady overhead   the same from the first trial's start to the last one's end (start-up

@@ -28,6 +28,7 @@ from foundry.data.packing import PACKINGS
 from foundry.errors import UserError
 from foundry.model.modules import BROKEN, BROKEN_NAMES, REGISTRIES
 from foundry.training.losses import LOSSES
+from foundry.training.parallel import STRATEGIES, STRATEGY_NAMES
 
 LOSS_ON = {"all": "every token", "assistant": "assistant turns of chat formats"}
 COMPONENTS = {**{f"model.{key}": registry for key, registry in REGISTRIES.items()}, "train.loss": LOSSES}
@@ -130,6 +131,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.dtype: unknown {t.dtype!r} (valid: auto, bf16, fp32)")
     if t.lora_rank < 0:
         raise ConfigError(f"train.lora_rank: must not be negative, got {t.lora_rank}")
+    check_name("train.strategy", t.strategy, dict.fromkeys(STRATEGY_NAMES))
+    reason = STRATEGIES[t.strategy].check(cfg) if t.strategy in STRATEGIES else None
+    if reason:
+        raise ConfigError(f"train.strategy: {reason}")
     d = cfg.data
     check_name("data.tokenizer", d.tokenizer, TOKENIZERS)
     check_name("data.format", d.format, {"none": None, **FORMATS})

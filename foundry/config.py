@@ -102,6 +102,7 @@ class TrainConfig:
     dtype: str = "auto"         # auto (bf16 where the device computes it natively: CUDA, AMX or AVX512-BF16 CPUs) | fp32 | bf16
     device: str = "auto"        # auto | cpu | cuda | cuda:N
     compile: bool = False       # torch.compile the model (helps on GPUs; tokens/s leaves its warm-up steps out)
+    strategy: str = "auto"      # processes under torchrun: auto (ddp < 1B params <= fsdp) | ddp | fsdp | none; see training/parallel.py
     init_from: str = ""         # a run folder or checkpoint to start from (fine-tuning, DPO)
     lora_rank: int = 0          # 0 = train every weight; else LoRA adapters only
     lora_alpha: float = 16.0

@@ -1,5 +1,6 @@
 """Shared fixtures: the shared data folder, a token cache per test session, a tiny config
-around one named component (tiny_config; NEEDS says what a component needs to be valid).
+around one named component (tiny_config; NEEDS says what a component needs to be valid), and a
+real local Ray cluster for the Ray backend's tests (ray_cluster, tests/ray_cluster.py).
 
 FOUNDRY_DATA must point at the shared data sets (../shared/data); tests that need it fail,
 not skip, when it is missing, so CI cannot pass without the real data.
@@ -37,6 +38,15 @@ def _one_thread():
         os.environ.pop("OMP_NUM_THREADS")
     else:
         os.environ["OMP_NUM_THREADS"] = env
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory) -> str:
+    """The address (127.0.0.1:PORT) of a real one-node Ray cluster, 2 CPUs, shared by the Ray tests."""
+    from tests.ray_cluster import start_head, stop_head
+    head, address = start_head(str(tmp_path_factory.mktemp("ray") / "head.log"))
+    yield address
+    stop_head(head)
 
 
 @pytest.fixture

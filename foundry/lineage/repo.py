@@ -14,7 +14,6 @@ import os
 import git
 import yaml
 
-from foundry.catalog import from_dict
 from foundry.config import config_hash
 from foundry.errors import UserError
 
@@ -49,6 +48,7 @@ def head_text(repo: git.Repo, rel: str, rev: str = "HEAD") -> str:
 
 
 def text_hash(text: str) -> str:
+    from foundry.catalog import from_dict   # imports torch: not at import time (supervisor start-up)
     return config_hash(from_dict(yaml.safe_load(text) or {}))
 
 

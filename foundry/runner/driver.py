@@ -13,14 +13,10 @@ from __future__ import annotations
 import time
 
 
-def _idle_workers(pool) -> int:
-    return len(pool.workers) - len(pool.active) - len(pool.queue)
-
-
 def drive(pool, next_spec, on_finished, save, log=print, poll_s: float = 0.2) -> None:
     try:
         while True:
-            while _idle_workers(pool) > 0:
+            while pool.free_slots() > 0:
                 spec = next_spec()
                 if spec is None:
                     break
@@ -42,5 +38,5 @@ def drive(pool, next_spec, on_finished, save, log=print, poll_s: float = 0.2) ->
     finally:
         if pool.busy():
             log("  stopping running trials; they resume when the search is restarted")
-        pool.close()  # stops running trials and the pool's preloaders
+        pool.close()  # stops running trials and the pool's preloader
         save()

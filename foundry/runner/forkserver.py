@@ -1,6 +1,7 @@
 """Trial processes: a per-worker fork server that imports torch once, then forks one fresh
-process per trial. Started by runner/preloader.py (never by hand) as `python .../forkserver.py`
-with the worker's environment (CUDA_VISIBLE_DEVICES, OMP_NUM_THREADS).
+process per trial. Started by runner/preloader.py (never by hand) as `python .../forkserver.py`,
+one per worker pool; each trial gets its worker's environment (CUDA_VISIBLE_DEVICES,
+OMP_NUM_THREADS) in the forked child, before anything initialises CUDA or a thread pool.
 
 It imports the heavy third-party libraries (torch, numpy, tensorboard, safetensors) but nothing
 of foundry, and it never touches CUDA, so each forked trial imports foundry afresh: code an agent
@@ -9,7 +10,7 @@ seconds that `import torch` costs per trial. A trial runs the trainer's own entr
 foundry.training.cli.main (`train` or `train-rung`), in its own session (process group), with
 stdout/stderr appended to its log, and dies with the fork server, which dies with the pool.
 
-Protocol, one JSON object per line. stdin: {"argv": [...], "cwd": DIR, "log": FILE}.
+Protocol, one JSON object per line. stdin: {"argv": [...], "cwd": DIR, "log": FILE, "env": {...}}.
 stdout: {"started": PID} right after the fork, then {"exited": PID, "returncode": N}
 (negative N: killed by signal -N). End of stdin: the server kills its trials and exits.
 """
@@ -60,6 +61,11 @@ def run_trial(request: dict) -> None:
     sys.stdout.reconfigure(line_buffering=True)
     sys.stderr.reconfigure(line_buffering=True)
     os.chdir(request["cwd"])
+    os.environ.update(request.get("env", {}))
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:   # OpenMP read the variable when torch loaded: set it now
+        import torch
+        torch.set_num_threads(int(threads))
     sys.argv = ["foundry", *request["argv"]]
     code = 1
     try:

@@ -8,10 +8,17 @@ Workers: one per GPU, pinned with CUDA_VISIBLE_DEVICES; else N CPU workers split
 [--resume]` in its own session / process group, logging to DIR/train.log; a wall-clock timeout
 or `stop()` kills the whole group (SIGTERM, SIGKILL after a grace period), and a trial dies
 with the process that started it (Linux), so a supervisor killed with -9 leaves none behind.
-On Linux trials are forked from a per-worker preloader that has imported torch but none of
-foundry (preloader.py, forkserver.py): edited code is still picked up, the import cost is paid once per worker.
+On Linux trials are forked from one preloader per pool that has imported torch but none of
+foundry (preloader.py, forkserver.py), each child taking its worker's environment: edited code is
+still picked up, and the import cost is paid once per pool.
 Non-blocking use (the supervisor): `submit()`, then `poll()` returns the started / finished
 events since the last call; `run()` is the blocking form (sweeps).
+
+A trial may take several workers (devices_per_trial, or TrialSpec.nproc): it gets their GPUs as
+one CUDA_VISIBLE_DEVICES group (or their CPU shares) and runs as that many processes under
+torchrun (`--nproc K`). Trials start first in, first out, each once enough workers are free, so
+trials of different sizes share the machine and no worker ever runs two. runner/ray_pool.py is
+the same interface on a Ray cluster.
 """
 from __future__ import annotations
 
@@ -27,6 +34,8 @@ from foundry.runner.preloader import Preloader, die_with_parent, kill_orphan  # 
 
 TRAIN_COMMAND = [sys.executable, "-m", "foundry.training.cli", "train"]
 LOG_NAME = "train.log"
+# present wherever torch.cuda can see a device: the NVIDIA driver, or ROCm's kernel driver
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
 
 
 @dataclass
@@ -44,6 +53,7 @@ class TrialSpec:
     overrides: list = field(default_factory=list)
     resume: bool = False
     timeout_s: float | None = None    # None: the pool's default
+    nproc: int = 0                    # workers (devices) and processes for the trial; 0: the pool's default
 
 
 @dataclass
@@ -76,13 +86,14 @@ class Event:
 @dataclass
 class _Running:
     spec: TrialSpec
-    worker: Worker
+    worker: Worker            # the trial's worker, or its workers combined (combine_workers)
     proc: subprocess.Popen
     log_offset: int
     started_at: float
     deadline: float | None
     kill_reason: str = ""     # "timeout" | "interrupted" once we decided to kill it
     kill_at: float = 0.0      # when SIGKILL follows the SIGTERM
+    workers: list = field(default_factory=list)   # the pool's workers it holds
 
 
 def cpu_count() -> int:
@@ -91,6 +102,8 @@ def cpu_count() -> int:
 
 def visible_gpus() -> list[str]:
     """Physical GPU ids this process may use (respects an inherited CUDA_VISIBLE_DEVICES)."""
+    if not any(os.path.exists(p) for p in GPU_DRIVER_FILES):
+        return []   # no GPU driver: skip importing torch (seconds of the supervisor's start-up)
     try:
         import torch
         count = torch.cuda.device_count()
@@ -117,6 +130,16 @@ def plan_workers(n="auto", gpus: list[str] | None = None, cores: int | None = No
     threads = max(1, cores // count)
     return [Worker(f"cpu{i}", "cpu", {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": str(threads),
                                        "MKL_NUM_THREADS": str(threads)}) for i in range(count)]
+
+
+def combine_workers(workers: list[Worker]) -> Worker:
+    """One worker standing for several: "gpu0+gpu1" on cuda:0,1, their GPUs as one CUDA_VISIBLE_DEVICES
+    group (each process keeps one worker's threads)."""
+    if len(workers) == 1:
+        return workers[0]
+    gpus = [w.device.split(":", 1)[1] for w in workers if w.device.startswith("cuda:")]
+    env = {**workers[0].env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
+    return Worker("+".join(w.name for w in workers), f"cuda:{','.join(gpus)}" if gpus else "cpu", env)
 
 
 def read_log_tail(path: str, offset: int = 0, max_chars: int = 4000) -> str:
@@ -166,23 +189,40 @@ def classify(returncode: int | None, summary: dict | None, log_tail: str, kill_r
 
 class WorkerPool:
     def __init__(self, workers: list[Worker], timeout_s: float | None = None, grace_s: float = 5.0,
-                 command: list[str] | None = None, cwd: str | None = None, preload: bool | None = None):
+                 command: list[str] | None = None, cwd: str | None = None, preload: bool | None = None,
+                 devices_per_trial: int = 1):
         if not workers:
             raise ValueError("a worker pool needs at least one worker")
+        gpus = [w.device for w in workers if w.device != "cpu"]
+        if devices_per_trial > 1 and len(set(gpus)) < len(gpus):
+            raise ValueError(f"{devices_per_trial} GPUs per trial needs one worker per GPU, not {len(workers)} "
+                             f"workers on {len(set(gpus))} GPUs")
         self.workers = list(workers)
+        self.devices_per_trial = devices_per_trial
         self.timeout_s = timeout_s
         self.grace_s = grace_s
         self.command = list(command or TRAIN_COMMAND)
         self.cwd = cwd
-        # `foundry train` trials fork from a per-worker preloader (preloader.py) that has imported torch
+        # `foundry train` trials fork from the pool's preloader (preloader.py), which has imported torch
         self.preload = (self.command == TRAIN_COMMAND and sys.platform == "linux") if preload is None else preload
-        self.preloaders: dict = {}
+        self.preloader: Preloader | None = None
         self.queue: list[TrialSpec] = []
-        self.active: dict[str, _Running] = {}   # worker name -> running trial
+        self.active: dict[str, _Running] = {}   # trial id -> running trial
 
     # ---- the non-blocking interface
+    def size(self, spec: TrialSpec) -> int:
+        """Workers (devices, processes) the trial takes."""
+        return spec.nproc or self.devices_per_trial
+
     def submit(self, spec: TrialSpec) -> None:
+        if self.size(spec) > len(self.workers):
+            raise ValueError(f"trial {spec.trial_id} needs {self.size(spec)} workers; the pool has {len(self.workers)}")
         self.queue.append(spec)
+
+    def free_slots(self) -> int:
+        """How many more trials of the default size could start now (queued ones count as started)."""
+        used = sum(len(r.workers) for r in self.active.values()) + sum(self.size(s) for s in self.queue)
+        return max(0, (len(self.workers) - used) // self.devices_per_trial)
 
     def busy(self) -> bool:
         return bool(self.queue or self.active)
@@ -194,9 +234,13 @@ class WorkerPool:
         events = self._reap()
         if self.queue:
             self.warm()
-        for worker in self.workers:
-            if self.queue and worker.name not in self.active:
-                events.append(self._start(self.queue.pop(0), worker))
+        while self.queue:
+            taken = {w.name for r in self.active.values() for w in r.workers}
+            free = [w for w in self.workers if w.name not in taken]
+            if len(free) < self.size(self.queue[0]):
+                break   # first in, first out: a trial that needs more workers is not overtaken
+            spec = self.queue.pop(0)
+            events.append(self._start(spec, free[:self.size(spec)]))
         return events
 
     def stop(self, wait_s: float | None = None) -> list[Event]:
@@ -212,16 +256,23 @@ class WorkerPool:
         return events
 
     def warm(self) -> None:
-        """Start the preloaders now (they import torch in the background); else at the first trial."""
-        if self.preload and not self.preloaders:
-            self.preloaders = {w.name: Preloader({**os.environ, **w.env}, self.cwd) for w in self.workers}
+        """Start the preloader now (it imports torch in the background); else at the first trial."""
+        if self.preload and self.preloader is None:
+            self.preloader = Preloader(dict(os.environ), self.cwd)
+
+    def recover(self, running: list[tuple[TrialSpec, int | None]]) -> set:
+        """After a crash of the process that ran them: local trials cannot be re-attached; kill any
+        still alive (the pid is still that trial's) so that none writes while it is queued again."""
+        for spec, pid in running:
+            kill_orphan(pid, spec.out_dir)
+        return set()
 
     def close(self) -> None:
-        """Stop trials and the preloaders (they also die with this process)."""
+        """Stop trials and the preloader (it also dies with this process)."""
         self.stop()
-        for preloader in self.preloaders.values():
-            preloader.close()
-        self.preloaders = {}
+        if self.preloader is not None:
+            self.preloader.close()
+        self.preloader = None
 
     # ---- the blocking interface
     def run(self, specs, on_event=None, poll_s: float = 0.2) -> list[TrialResult]:
@@ -242,7 +293,8 @@ class WorkerPool:
         return [results[s.trial_id] for s in specs if s.trial_id in results]
 
     # ---- internals
-    def _start(self, spec: TrialSpec, worker: Worker) -> Event:
+    def _start(self, spec: TrialSpec, workers: list[Worker]) -> Event:
+        worker = combine_workers(workers)
         os.makedirs(spec.out_dir, exist_ok=True)
         summary = os.path.join(spec.out_dir, "summary.json")
         if os.path.exists(summary):
@@ -250,21 +302,24 @@ class WorkerPool:
         argv = [*self.command, spec.config_path, *spec.overrides, "--out", spec.out_dir]
         if spec.resume:
             argv.append("--resume")
+        if len(workers) > 1:
+            argv += ["--nproc", str(len(workers))]
         env = {**os.environ, **worker.env, "PYTHONUNBUFFERED": "1"}
         log_path = os.path.join(spec.out_dir, LOG_NAME)
         with open(log_path, "ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {worker.name}: {' '.join(argv)}\n".encode())
             log.flush()
             offset = log.tell()
-        preloader = self.preloaders.get(worker.name)
-        proc = preloader and preloader.spawn(argv[len(self.command) - 1:], self.cwd or os.getcwd(), log_path)
+        proc = self.preloader and self.preloader.spawn(argv[len(self.command) - 1:], self.cwd or os.getcwd(),
+                                                       log_path, {**worker.env, "PYTHONUNBUFFERED": "1"})
         if proc is None:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         env=env, cwd=self.cwd, start_new_session=True,
                                         preexec_fn=die_with_parent if sys.platform == "linux" else None)
         timeout, now = spec.timeout_s if spec.timeout_s is not None else self.timeout_s, time.time()
-        self.active[worker.name] = _Running(spec, worker, proc, offset, now, now + timeout if timeout else None)
+        self.active[spec.trial_id] = _Running(spec, worker, proc, offset, now, now + timeout if timeout else None,
+                                              workers=workers)
         return Event("started", spec, worker, proc.pid)
 
     def _signal(self, run: _Running, sig) -> None:

@@ -1,13 +1,16 @@
 """The pool's side of the preloader: start one per worker, fork trials through it, kill orphans.
 
-    preloader = Preloader(env, cwd)          # starts `python forkserver.py` with the worker's env
-    proc = preloader.spawn(["train", "cfg.yaml", "--out", "runs/x"], cwd, "runs/x/train.log")
+    preloader = Preloader(env, cwd)          # starts `python forkserver.py`
+    proc = preloader.spawn(["train", "cfg.yaml", "--out", "runs/x"], cwd, "runs/x/train.log",
+                           {"OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""})   # the worker's env
     proc.poll()                              # None while it runs, else its exit code
     kill_orphan(pid, "runs/x")               # after a crash of the supervisor
 
 The fork server (forkserver.py) imports torch once and forks one fresh process per trial; the
 protocol between the two is described there. Preloaders die with the pool's process (Linux
-PR_SET_PDEATHSIG), and so do their trials.
+PR_SET_PDEATHSIG), and so do their trials. One preloader serves a whole pool: a trial's worker
+settings (CUDA_VISIBLE_DEVICES, thread counts) are applied in the forked child, before it imports
+foundry, which is possible because the fork server never initialises CUDA or a thread pool.
 """
 import ctypes
 import json
@@ -31,7 +34,7 @@ class PreloadedProcess:
 
 
 class Preloader:
-    """The pool's handle on one preloader process (one per worker, one trial at a time)."""
+    """The pool's handle on its preloader process (one spawn at a time, many trials running)."""
 
     def __init__(self, env: dict, cwd: str | None = None):
         self.proc = subprocess.Popen([sys.executable, FORK_SERVER], stdin=subprocess.PIPE,
@@ -41,10 +44,12 @@ class Preloader:
         self.started: list[int] = []
         self.pending = b""   # raw bytes read so far: no hidden buffer between select() and reads
 
-    def spawn(self, argv: list, cwd: str, log: str) -> PreloadedProcess | None:
-        """Fork a trial; None if the preloader is dead (the pool then starts a plain process)."""
+    def spawn(self, argv: list, cwd: str, log: str, env: dict | None = None) -> PreloadedProcess | None:
+        """Fork a trial with `env` added to its environment; None if the preloader is dead (the pool
+        then starts a plain process)."""
+        request = {"argv": argv, "cwd": cwd, "log": log, "env": env or {}}
         try:
-            self.proc.stdin.write((json.dumps({"argv": argv, "cwd": cwd, "log": log}) + "\n").encode())
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
             self.proc.stdin.flush()
         except OSError:
             return None

@@ -53,10 +53,17 @@ def sweep_main(argv: list[str]) -> int:
                                                            "the baseline beyond noise (agent/promotion.py)")
     p.add_argument("--min-delta", type=float, default=0.001, help="promotion: smallest improvement that counts")
     p.add_argument("--z", type=float, default=2.0, help="promotion: improvement must exceed z x its standard error")
+    p.add_argument("--gpus-per-trial", type=int, default=1, help="devices each trial takes and trains on with "
+                                                                 "as many processes (DDP/FSDP)")
+    from foundry.runner.backends import add_backend_arguments
+    add_backend_arguments(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(argv)
     from foundry.errors import UserError
     labels = sweep.parse_targets(args.targets)
+    if args.backend == "ray":
+        from foundry.runner.ray_pool import import_ray
+        import_ray()   # not installed: say how, before anything is written
     if args.eval_task:
         from foundry.search.trials import check_eval_task
         check_eval_task(args.eval_task)
@@ -70,7 +77,9 @@ def sweep_main(argv: list[str]) -> int:
     search_dir = args.dir or sweep.default_dir(args.baseline, labels, asha, seeds)
     log = (lambda *a, **k: None) if args.json else print
     report = sweep.run_sweep(args.baseline, labels, search_dir, _workers(args.jobs), asha, seeds,
-                             args.eval_task, args.skip_invalid, args.timeout, log=log)
+                             args.eval_task, args.skip_invalid, args.timeout, log=log,
+                             backend=args.backend or "local", address=args.address,
+                             devices_per_trial=args.gpus_per_trial)
     if args.promote:
         report["promotion"] = sweep.promote_winner(report, args.baseline, old_hash, args.min_delta, args.z, log=log)
     print(json.dumps(report, indent=2) if args.json else sweep.format_report(report))

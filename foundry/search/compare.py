@@ -68,7 +68,7 @@ def run_compare(a_path: str, b_path: str, seeds: int, workers, out_dir: str, met
                 if result.status != "done":
                     log(f"  {result.trial_id} {result.status}: {result.reason}")
         finally:
-            pool.close()  # the pool's per-worker preloaders too
+            pool.close()  # the pool's preloader too
     values, records, paired = {"A": [], "B": []}, {"A": [], "B": []}, []
     for i in range(seeds):
         got = {}

@@ -2,6 +2,7 @@
 
     report = run_sweep("baselines/tiny.yaml", ["lr:x2", "depth:plus1"], "experiments/sweeps/x",
                        workers=plan_workers(2), asha=AshaOptions(grace=50_000, eta=3))
+    report = run_sweep(..., backend="ray", address="auto")   # trials on a Ray cluster (runner/backends.py)
 
 Every variant (and the baseline itself, as the reference) is a trial. Without ASHA every trial
 trains to the config's full budget with `seeds` seeds. With ASHA, trials climb rungs of the
@@ -30,6 +31,7 @@ from foundry.lineage.repo import (
     text_hash,
 )
 from foundry.mutate import apply, parse_label
+from foundry.runner.backends import open_pool, pool_namespace
 from foundry.runner.driver import drive
 from foundry.runner.pool import TrialSpec, WorkerPool
 from foundry.search import stats, trials
@@ -102,7 +104,8 @@ def _new_search(baseline_path, labels, search_dir, asha, seeds, skip_invalid) ->
 
 def run_sweep(baseline_path: str, labels: list[str], search_dir: str, workers, asha: AshaOptions | None = None,
               seeds: int = 1, eval_task: str | None = None, skip_invalid: bool = False,
-              timeout_s: float | None = None, log=print, command: list[str] | None = None) -> dict:
+              timeout_s: float | None = None, log=print, command: list[str] | None = None,
+              backend: str = "local", address: str | None = None, devices_per_trial: int = 1) -> dict:
     request = {"baseline": os.path.abspath(baseline_path), "labels": labels,
                "asha": asdict(asha) if asha else None, "seeds": seeds, "eval_task": eval_task}
     os.makedirs(search_dir, exist_ok=True)
@@ -143,7 +146,12 @@ def run_sweep(baseline_path: str, labels: list[str], search_dir: str, workers, a
             + (f": {result.reason}" if result.reason else "") + ")")
 
     # trials fork from the pool's per-worker preloader (torch imported once) unless a test swaps the command
-    pool = WorkerPool(workers, timeout_s=timeout_s, command=command or RUNG_TRAIN_COMMAND, preload=command is None)
+    if backend == "local":
+        pool = WorkerPool(workers, timeout_s=timeout_s, command=command or RUNG_TRAIN_COMMAND, preload=command is None,
+                          devices_per_trial=devices_per_trial)
+    else:
+        pool = open_pool(backend, address=address, devices_per_trial=devices_per_trial, timeout_s=timeout_s,
+                         command=command or RUNG_TRAIN_COMMAND, cwd=os.getcwd(), namespace=pool_namespace(search_dir))
     try:
         drive(pool, next_spec, on_finished, lambda: ledger.save(request, search), log)
     finally:

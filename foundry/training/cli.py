@@ -2,6 +2,7 @@
 
     foundry train baselines/tiny.yaml model.n_layer=4 --out runs/tiny4
     foundry train baselines/tiny.yaml --out runs/tiny4 --resume      # continue after a crash
+    foundry train baselines/tiny.yaml --out runs/tiny4 --nproc 2     # 2 processes (torchrun; DDP/FSDP)
     foundry validate baselines/shakespeare_char.yaml train.lr=3e-4
     foundry sample runs/tiny4 --prompt "def " --tokens 200 --temperature 0.8
 
@@ -36,11 +37,16 @@ def train_main(argv) -> int:
     p.add_argument("overrides", nargs="*", help="dotted overrides such as model.n_layer=6 train.lr=3e-4")
     p.add_argument("--out", help="run folder (default runs/NAME-HASH)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--nproc", type=int, default=1, help="processes that train this run together, started with "
+                                                        "torchrun (one per GPU; on a CPU they share the cores)")
     args = p.parse_args(argv)
     cfg = load(args.config, args.overrides)
     out = args.out or os.path.join("runs", f"{cfg.name}-{config_hash(cfg)}")
     if not args.resume and os.path.exists(os.path.join(out, "checkpoint")):
         raise UserError(f"{out}: already holds a run; pass --resume to continue it or choose another --out")
+    if args.nproc != 1:
+        from foundry.training.launch import launch, without_nproc
+        return launch("train", without_nproc(argv) + ([] if args.out else ["--out", out]), args.nproc, cfg, out)
     from foundry.training.loop import train
     try:
         summary = train(cfg, out, resume=args.resume)
@@ -48,7 +54,8 @@ def train_main(argv) -> int:
         raise
     except Exception as e:  # a crash in model code: record it, then fail loudly
         if os.path.isdir(out):
-            failed = {"status": "failed", "error": f"{type(e).__name__}: {e}",
+            from foundry.training.launch import rank_prefix
+            failed = {"status": "failed", "error": f"{rank_prefix()}{type(e).__name__}: {e}",
                       "traceback": traceback.format_exc()[-4000:], "config_hash": config_hash(cfg)}
             atomic_write_text(os.path.join(out, "summary.json"), json.dumps(failed, indent=2) + "\n")
         traceback.print_exc()

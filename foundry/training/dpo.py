@@ -61,10 +61,12 @@ def pair_batch(pairs: list[dict], tokenizer, block_size: int, device="cpu") -> d
     return {"idx": idx.to(device), "targets": targets.to(device), "mask": (targets != -1).to(device)}
 
 
-def sample_pair_batch(pairs: list[dict], tokenizer, batch_size: int, block_size: int, rng, device="cpu"):
-    """A random batch of `batch_size` pairs (numpy Generator `rng`), as pair_batch."""
+def sample_pair_batch(pairs: list[dict], tokenizer, batch_size: int, block_size: int, rng, device="cpu",
+                      rows=slice(None)):
+    """A random batch of `batch_size` pairs (numpy Generator `rng`), as pair_batch; `rows`: the
+    part of it this process trains on (several processes draw the same batch)."""
     chosen = rng.choice(len(pairs), size=min(batch_size, len(pairs)), replace=False)
-    return pair_batch([pairs[i] for i in chosen], tokenizer, block_size, device)
+    return pair_batch([pairs[i] for i in chosen[rows]], tokenizer, block_size, device)
 
 
 def sequence_logprob(logits, targets):

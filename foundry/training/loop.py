@@ -10,7 +10,8 @@ AdamW (fused/foreach), linear warmup + cosine decay to min_lr, clipping, accumul
 optional EMA, bf16 autocast on CUDA, a budget in tokens, steps or seconds, periodic eval on
 the fixed validation slice, checkpoints that resume onto the same loss curve, TensorBoard
 events, and a run folder described in run_files.py. How many processes train the model is
-parallel.py's business. A NaN/inf loss, or a loss above
+parallel.py's business (under torchrun: DDP or FSDP, rank 0 alone writing the run folder, the
+step's loss and the evaluation averaged over ranks). A NaN/inf loss, or a loss above
 train.diverge_factor x the first loss, ends the run with status `diverged`.
 """
 from __future__ import annotations
@@ -27,13 +28,13 @@ import numpy as np
 import torch
 
 from foundry import hardware
+from foundry.training import parallel
 from foundry.config import Config, config_hash
 from foundry.errors import UserError
 from foundry.hardware import autocast
 from foundry.model.gpt import GPT
 from foundry.training.objectives import build_objective
 from foundry.training.optim import lr_at, make_optimizer
-from foundry.training.parallel import pick_strategy
 from foundry.training.run_files import RunFiles
 from foundry.weights.checkpoint import (
     find_checkpoint,
@@ -93,16 +94,18 @@ class Session:
         return self.step / max_steps if max_steps else min(1.0, self.train_seconds / self.cfg.budget.seconds)
 
     def save(self) -> None:
+        model, optimizer = self.strategy.full_state(self.model, self.optimizer)   # gathered to rank 0 under FSDP
         if self.strategy.is_main:
-            save_checkpoint(self.out_dir, self.strategy.unwrap(self.model), self.optimizer, self.cfg,
-                            self.objective.tokenizer, self.state(), self.ema)
+            save_checkpoint(self.out_dir, model, optimizer, self.cfg, self.objective.tokenizer, self.state(), self.ema)
+        self.strategy.barrier()
 
 
 def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     """Build the model (from init_from, with LoRA), optimizer, EMA, objective and run files;
     with `resume`, restore them from the run's checkpoint."""
     cfg = copy.deepcopy(cfg)
-    device = hardware.pick_device(cfg.train.device)
+    launch = parallel.launch_env()
+    device = parallel.pick_device(cfg.train.device, launch)
     torch.manual_seed(cfg.train.seed)
     start_weights = find_start_weights(cfg.train.init_from) if cfg.train.init_from else None
     objective = build_objective(cfg, device, start_weights[1] if start_weights else None)
@@ -113,24 +116,40 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     if start_weights:
         load_start_weights(model, start_weights[0], cfg.train.init_from)
     model = apply_lora(model, cfg.train).to(device)
-    strategy = pick_strategy(cfg)
-    session = Session(cfg, os.fspath(out_dir), device, model, make_optimizer(model, cfg, device), objective,
-                      RunFiles(out_dir, cfg), np.random.default_rng(cfg.train.seed), strategy,
-                      copy.deepcopy(model).requires_grad_(False) if cfg.train.ema > 0 else None)
+    strategy = parallel.pick_strategy(cfg, model, launch, device)   # joins the process group under torchrun
+    log = log if strategy.is_main else _quiet
+    if strategy.world_size > 1:
+        objective.shard(strategy.rank, strategy.world_size)
     objective.start(model)
+    files = RunFiles(out_dir, cfg) if strategy.is_main else parallel.NoRunFiles()
+    ema = copy.deepcopy(model).requires_grad_(False) if cfg.train.ema > 0 else None
     checkpoint = find_checkpoint(out_dir) if resume else None
+    optimizer_state = parallel.HeldState()   # the optimizer is built after wrapping (FSDP replaces parameters)
+    if checkpoint:   # weights before wrapping: every rank loads them, FSDP then shards them
+        progress = load_training_state(checkpoint, model, optimizer_state, ema)
+    if cfg.train.compile:
+        model.compile()  # in place: the state dict keeps its names
+    wrapped = strategy.wrap(model)
+    session = Session(cfg, os.fspath(out_dir), device, wrapped, make_optimizer(wrapped, cfg, device), objective,
+                      files, np.random.default_rng(cfg.train.seed), strategy, ema)
     if checkpoint:
-        progress = load_training_state(checkpoint, model, session.optimizer, session.ema)
+        try:
+            strategy.load_optimizer_state(wrapped, session.optimizer, optimizer_state.state)
+        except (ValueError, KeyError, IndexError) as e:
+            raise UserError(f"{checkpoint}/state.pt: the optimizer state does not fit this run ({e})") from None
         session.step, session.tokens = progress["step"], progress["tokens"]
         session.train_seconds, session.first_loss = progress["train_seconds"], progress["first_loss"]
         session.rng.bit_generator.state = progress["rng"]
-        session.files.truncate_metrics(session.step)
+        files.truncate_metrics(session.step)
         log(f"resumed from {checkpoint} at step {session.step}")
-    if cfg.train.compile:
-        model.compile()  # in place: the state dict keeps its names
-    session.model = strategy.wrap(model)
-    session.files.start(model, objective.description, objective.tokenizer.name, device, resumed=bool(checkpoint))
+    if strategy.world_size > 1:   # dropout: each rank its own masks, from a seed of (seed, rank, step)
+        torch.manual_seed(hash((cfg.train.seed, strategy.rank, session.step)) % 2**63)
+    files.start(model, objective.description, objective.tokenizer.name, device, resumed=bool(checkpoint))
     return session
+
+
+def _quiet(*args, **kwargs) -> None:
+    """The log of ranks other than 0."""
 
 
 def train_step(s: Session) -> tuple[float, float, float, dict]:
@@ -151,7 +170,7 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
                 total = loss + aux if aux is not None else loss
             (total / cfg.train.grad_accum).backward()
         loss_sum += loss.detach()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip or float("inf"))
+    grad_norm = s.strategy.clip_grad_norm(model.parameters(), cfg.train.grad_clip or float("inf"))
     s.optimizer.step()
     s.optimizer.zero_grad(set_to_none=True)
     if s.ema is not None:
@@ -159,12 +178,16 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
             torch._foreach_lerp_(list(s.ema.parameters()), list(model.parameters()), 1 - cfg.train.ema)
     s.step += 1
     s.tokens += cfg.tokens_per_step
-    s.train_seconds += time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
     stats = {**s.strategy.unwrap(model).ffn_stats(), **s.objective.stats()}  # MoE load, DPO reward, ...
-    # the step's numbers to the host in one transfer: loss, grad norm, then the stats
-    values = torch.stack([loss_sum / cfg.train.grad_accum, grad_norm.float(),
-                          *(torch.as_tensor(v, dtype=torch.float32, device=s.device) for v in stats.values())]).tolist()
-    return values[0], lr, values[1], dict(zip(stats, values[2:]))
+    # the step's numbers to the host in one transfer, averaged over ranks (so all agree on the
+    # loss and the clock): loss, grad norm, the stats, then the step's seconds
+    values = s.strategy.reduce_mean(torch.stack([
+        loss_sum / cfg.train.grad_accum, grad_norm.float(),
+        *(torch.as_tensor(v, dtype=torch.float32, device=s.device) for v in stats.values()),
+        torch.tensor(seconds, dtype=torch.float32, device=s.device)])).tolist()
+    s.train_seconds += seconds if s.strategy.world_size == 1 else values[-1]
+    return values[0], lr, values[1], dict(zip(stats, values[2:-1]))
 
 
 def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | None = None,
@@ -176,23 +199,27 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
     wall_start = time.time()
     s = setup(cfg, out_dir, resume, log)
     cfg, files = s.cfg, s.files
+    log = log if s.strategy.is_main else _quiet
     max_steps, seconds = cfg.max_steps(), cfg.budget.seconds
     model = s.strategy.unwrap(s.model)
     n_params, flops = model.num_params(), model.flops_per_token()
-    peak = hardware.peak_flops(s.device)
+    peak = hardware.peak_flops(s.device) * s.strategy.world_size   # every rank has a device
     status, metrics, last_eval_step, loss_value = "done", {}, -1, s.first_loss
     start_step, warm = s.step, (0, 0.0)
 
     def evaluate():
         nonlocal metrics, last_eval_step
         metrics = s.objective.evaluate(s.ema or model)
+        if s.strategy.world_size > 1:   # each rank scored its share of the slice (or all of it)
+            means = s.strategy.reduce_mean(torch.tensor(list(metrics.values()), dtype=torch.float64, device=s.device))
+            metrics = dict(zip(metrics, means.tolist()))
         last_eval_step = s.step
         files.scalars(s.step, metrics)
 
     s.model.train()
     with _Stop() as stop:
         while (max_steps and s.step < max_steps) or (not max_steps and s.train_seconds < seconds):
-            if stop.requested or (stop_after_steps is not None and s.step >= stop_after_steps):
+            if s.strategy.any(stop.requested) or (stop_after_steps is not None and s.step >= stop_after_steps):
                 status = "interrupted"
                 break
             loss_value, lr, grad_norm, stats = train_step(s)
@@ -224,8 +251,9 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         "peak_mem_mb": hardware.peak_memory_mb(s.device), "wall_s": time.time() - wall_start,
         "config_hash": config_hash(cfg), "name": cfg.name, "seed": cfg.train.seed,
         "device": hardware.describe(s.device), "data": s.objective.meta,
+        "strategy": s.strategy.name, "world_size": s.strategy.world_size,
     }
-    if status == "done" and cfg.eval.tasks:
+    if status == "done" and cfg.eval.tasks and s.strategy.is_main:
         summary.update(run_eval_tasks(cfg, out_dir, s.device, log))
     files.finish(summary)
     s.strategy.close()

@@ -7,9 +7,12 @@
 `train.loss` picks the loss and the loss names its objective (`objective` on the loss class,
 registry OBJECTIVES at the end): `next_token`, or `preference` (dpo), which trains on
 {prompt, chosen, rejected} JSONL records against a frozen copy of the starting weights.
-Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log, and a
+Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log, a
 `progress` attribute (share of the budget done, 0..1) that the loop sets before each step, so a
-curriculum (`data.curriculum`) can change what batches contain as training goes on.
+curriculum (`data.curriculum`) can change what batches contain as training goes on, and
+shard(rank, world_size) under several processes (training/parallel.py): every rank draws the same
+global batch from the shared generator and trains on its own rows of it; evaluation is split
+likewise where it can be, and the loop averages the ranks' results.
 """
 from __future__ import annotations
 
@@ -24,10 +27,12 @@ from foundry.errors import UserError
 from foundry.evaluation import val_metrics
 from foundry.hardware import autocast
 from foundry.training.losses import LOSSES
+from foundry.training.parallel import rank_rows, val_share
 
 
 class NextToken:
     progress = 0.0
+    rows, ranks = slice(None), (0, 1)   # this process's rows of every batch; (rank, world size)
 
     def __init__(self, cfg, device, tokenizer=None):
         self.cfg, self.device = cfg, device
@@ -56,6 +61,9 @@ class NextToken:
     def start(self, model):
         pass
 
+    def shard(self, rank: int, world_size: int) -> None:
+        self.rows, self.ranks = rank_rows(self.cfg.train.batch_size, rank, world_size), (rank, world_size)
+
     def stats(self) -> dict:
         return {}
 
@@ -65,16 +73,21 @@ class NextToken:
         return self.sampler.batch(self.cfg.train.batch_size, rng, share)
 
     def micro_loss(self, model, rng):
-        x, y, doc_ids = (t.to(self.device, non_blocking=True) if t is not None else None for t in self.batch(rng))
+        x, y, doc_ids = (t[self.rows].to(self.device, non_blocking=True) if t is not None else None
+                         for t in self.batch(rng))
         return self.loss_fn(model(x) if doc_ids is None else model(x, doc_ids=doc_ids), y)
 
     def evaluate(self, model):
-        return val_metrics(model, self.data.val, self.cfg, self.data.val_bytes_per_token, self.device)
+        tokens = val_share(self.data.val, self.cfg.model.block_size, self.cfg.eval.batches * self.cfg.train.batch_size,
+                           *self.ranks)
+        return val_metrics(model, tokens, self.cfg, self.data.val_bytes_per_token, self.device)
 
 
 class Preference:
-    """DPO: the reference is the model as it stands when training starts (after init_from)."""
+    """DPO: the reference is the model as it stands when training starts (after init_from).
+    Under several processes each rank trains on its pairs of the batch and evaluates all of them."""
     progress = 0.0
+    rows = slice(None)
 
     def __init__(self, cfg, device, tokenizer=None):
         from foundry.training import dpo
@@ -95,13 +108,19 @@ class Preference:
     def start(self, model):
         self.reference = self.dpo.frozen_reference(model)
 
+    def shard(self, rank: int, world_size: int) -> None:
+        if len(self.train_pairs) < self.cfg.train.batch_size:
+            raise UserError(f"train.batch_size={self.cfg.train.batch_size}: more than the {len(self.train_pairs)} "
+                            f"training pairs, so {world_size} processes cannot split a batch")
+        self.rows = rank_rows(self.cfg.train.batch_size, rank, world_size)
+
     def stats(self) -> dict:
         """The DPO loss's reward margin and accuracy on the last micro-batch, for the logs."""
         return dict(self.loss_fn.stats)
 
     def micro_loss(self, model, rng):
         batch = self.dpo.sample_pair_batch(self.train_pairs, self.tokenizer, self.cfg.train.batch_size,
-                                           self.cfg.model.block_size, rng, self.device)
+                                           self.cfg.model.block_size, rng, self.device, self.rows)
         with torch.no_grad():
             ref_logits = self.reference(batch["idx"])
         return self.loss_fn(model(batch["idx"]), batch["targets"], ref_logits)

@@ -75,3 +75,13 @@ def test_a_running_supervisor_holds_the_campaign(repo, capsys, monkeypatch):
 def test_status_without_a_campaign_is_a_user_error(tmp_path, capsys, command):
     assert main([command, "--experiments", str(tmp_path)]) == 2
     assert "no campaigns yet" in capsys.readouterr().err
+
+
+def test_backend_ray_without_ray_says_how_to_install_it_and_writes_nothing(repo, capsys, monkeypatch):
+    monkeypatch.chdir(repo.working_tree_dir)
+    monkeypatch.setitem(sys.modules, "ray", None)   # as if Ray were not installed
+    code, err = run(capsys, "--generations", "1", "--backend", "ray")
+    assert code == 2 and "pip install -e '.[ray]'" in err and len(err.splitlines()) == 1
+    assert not os.path.exists(os.path.join(repo.working_tree_dir, "experiments", "tiny", "campaign.yaml"))
+    code, err = run(capsys, "--generations", "1", "--gpus-per-trial", "0")
+    assert code == 2 and "gpus_per_trial" in err

@@ -21,10 +21,14 @@ FAKE = """
 import json, os, subprocess, sys, time
 out = sys.argv[sys.argv.index('--out') + 1]
 mode = open(sys.argv[1]).read().strip()
-if mode == 'done':
-    json.dump({'status': 'done', 'val_bpb': 1.5, 'wall_s': 0.1,
-               'threads': os.environ['OMP_NUM_THREADS'], 'overrides': sys.argv[2:-2]},
-              open(os.path.join(out, 'summary.json'), 'w'))
+if mode in ('done', 'wait'):
+    if mode == 'wait':
+        time.sleep(0.4)
+    args = sys.argv[2:]
+    nproc = int(args[args.index('--nproc') + 1]) if '--nproc' in args else 1
+    json.dump({'status': 'done', 'val_bpb': 1.5, 'wall_s': 0.1, 'threads': os.environ['OMP_NUM_THREADS'],
+               'overrides': args[:args.index('--out')], 'nproc': nproc,
+               'gpus': os.environ.get('CUDA_VISIBLE_DEVICES')}, open(os.path.join(out, 'summary.json'), 'w'))
 elif mode == 'crash':
     raise RuntimeError('deliberately broken component')
 elif mode == 'diverge':
@@ -53,9 +57,9 @@ def spec(tmp_path, name, mode, **kw):
     return TrialSpec(name, str(cfg), str(tmp_path / "runs" / name), ["train.seed=7"], **kw)
 
 
-def make_pool(n=2, timeout_s=None):
+def make_pool(n=2, timeout_s=None, **kw):
     return WorkerPool(plan_workers(n, gpus=[], cores=4), timeout_s=timeout_s, grace_s=0.5,
-                      command=[sys.executable, "-c", FAKE])
+                      command=[sys.executable, "-c", FAKE], **kw)
 
 
 def test_outcomes_are_classified_with_reasons(tmp_path):
@@ -99,6 +103,39 @@ def test_stop_interrupts_running_trials_and_drops_the_queue(tmp_path):
     assert event.result.status == "interrupted" and not pool.busy()
 
 
+def test_trials_of_several_devices_share_the_workers_without_oversubscription(tmp_path):
+    """Trials of 2 and 1 workers on 3 GPU workers: each gets its GPUs as one CUDA_VISIBLE_DEVICES group
+    and `--nproc` as many processes; never more workers busy than there are; first in, first out."""
+    workers = plan_workers("auto", gpus=["0", "1", "2"], cores=6)
+    pool = WorkerPool(workers, grace_s=0.5, command=[sys.executable, "-c", FAKE], devices_per_trial=2)
+    sizes = {"a": 0, "b": 1, "c": 0, "d": 1, "e": 1, "f": 0}   # 0: the pool's default, 2
+    specs = [spec(tmp_path, name, "wait", nproc=n) for name, n in sizes.items()]
+    busy, peak, order, held = 0, 0, [], {}
+
+    def on_event(event):
+        nonlocal busy, peak
+        size = pool.size(event.spec)
+        if event.kind == "started":
+            busy += size
+            order.append(event.spec.trial_id)
+            held[event.spec.trial_id] = event.worker
+        else:
+            busy -= size
+        peak = max(peak, busy)
+    results = {r.trial_id: r for r in pool.run(specs, on_event=on_event, poll_s=0.02)}
+    assert all(r.status == "done" for r in results.values()) and peak <= 3
+    assert order == list(sizes)   # a 2-device trial waiting for room is not overtaken by 1-device ones
+    assert results["a"].summary["nproc"] == 2 and len(results["a"].summary["gpus"].split(",")) == 2
+    assert results["b"].summary["nproc"] == 1 and results["b"].summary["overrides"] == ["train.seed=7"]
+    assert held["a"].device.startswith("cuda:") and "+" in held["a"].name
+    assert results["a"].summary["threads"] == "2"   # each process keeps one worker's share of the cores
+    try:
+        pool.submit(spec(tmp_path, "huge", "done", nproc=4))
+        raise AssertionError("a trial wider than the pool was accepted")
+    except ValueError as e:
+        assert "needs 4 workers" in str(e)
+
+
 def test_stale_summary_is_not_read_as_this_attempts(tmp_path):
     s = spec(tmp_path, "crash", "crash")
     os.makedirs(s.out_dir)
@@ -126,11 +163,15 @@ def test_classify_and_kill_orphan_refuse_strangers():
 
 
 def test_preloaded_trials_run_the_real_cli_and_orphans_are_found_by_their_log(tmp_path):
-    """Trials forked by the per-worker preloader run `foundry train` itself (bad input: exit 2 with
-    its one-line error in the log); a trial left running is recognised by its log and killed."""
+    """Trials forked by the pool's one preloader run `foundry train` itself (bad input: exit 2 with
+    its one-line error in the log), each with its own worker's thread count; a trial left running
+    is recognised by its log and killed."""
     from foundry.runner.preloader import Preloader
     repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    preloader = Preloader({**os.environ, **plan_workers(1, gpus=[], cores=2)[0].env}, str(tmp_path))
+    tiny = os.path.join(repo_root, "baselines", "tiny.yaml")
+    overrides = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.block_size=32",
+                 "train.batch_size=4", "eval.batches=1", "train.dtype=fp32"]
+    preloader = Preloader(dict(os.environ), str(tmp_path))
     try:
         bad = tmp_path / "bad.yaml"
         bad.write_text("model:\n  n_layer: -1\n")
@@ -140,11 +181,19 @@ def test_preloaded_trials_run_the_real_cli_and_orphans_are_found_by_their_log(tm
             time.sleep(0.05)
         assert proc.poll() == 2 and "model.n_layer" in open(log).read()
 
+        for i, worker in enumerate(plan_workers(2, gpus=[], cores=2)[:1] + plan_workers(1, gpus=[], cores=2)):
+            out = tmp_path / f"threads{i}"
+            proc = preloader.spawn(["train", tiny, *overrides, "budget.tokens=256", "--out", str(out)],
+                                   str(tmp_path), str(tmp_path / "threads.log"), worker.env)
+            while proc.poll() is None:
+                time.sleep(0.05)
+            assert proc.poll() == 0
+            device = json.load(open(out / "summary.json"))["device"]
+            assert f"x{worker.env['OMP_NUM_THREADS']} threads" in device, device
+
         out = tmp_path / "long"
         out.mkdir()
-        overrides = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.block_size=32",
-                     "budget.tokens=0", "budget.seconds=60", "train.batch_size=4"]
-        proc = preloader.spawn(["train", os.path.join(repo_root, "baselines", "tiny.yaml"), *overrides,
+        proc = preloader.spawn(["train", tiny, *overrides, "budget.tokens=0", "budget.seconds=60",
                                 "--out", str(out)], str(tmp_path), str(out / "train.log"))
         deadline = time.time() + 120
         while not (out / "progress.json").exists() and time.time() < deadline:
@@ -157,3 +206,21 @@ def test_preloaded_trials_run_the_real_cli_and_orphans_are_found_by_their_log(tm
         assert proc.poll() == -9
     finally:
         preloader.close()
+
+
+def test_a_trial_of_two_workers_trains_on_two_processes_with_the_real_trainer(tmp_path, tiny_text):
+    """devices_per_trial=2 on CPU workers: the preloaded worker starts `foundry train ... --nproc 2`
+    (torchrun, DDP) and the trial, holding both workers, writes one summary."""
+    from tests.conftest import REPO, tiny_overrides
+    pool = WorkerPool(plan_workers(2, gpus=[], cores=2), grace_s=0.5, devices_per_trial=2)
+    trial = TrialSpec("pair", os.path.join(REPO, "baselines", "tiny.yaml"), str(tmp_path / "runs" / "pair"),
+                      tiny_overrides(tiny_text, 2))
+    try:
+        assert pool.free_slots() == 1
+        (result,) = pool.run([trial])
+    finally:
+        pool.close()
+    assert result.status == "done", result.log_tail
+    assert (result.summary["strategy"], result.summary["world_size"], result.summary["steps"]) == ("ddp", 2, 2)
+    assert result.worker == "cpu0+cpu1"
+    assert open(os.path.join(trial.out_dir, "train.log")).read().count("torchrun: 2 processes") == 1

@@ -165,3 +165,15 @@ def test_eval_task_ranking_promotes_the_variant_that_scores_higher(tmp_path, tin
                      if line.startswith(("Foundry-Before:", "Foundry-After:")))
     assert after > before  # task scores: higher is better, and the winner is higher
     assert load(path).train.lr == pytest.approx(6e-4)
+
+
+def test_sweep_on_a_ray_cluster_ranks_like_the_local_pool(tmp_path, ray_cluster):
+    """`--backend ray`: the same trials as Ray actors on the cluster, the same ranking."""
+    base = _baseline(str(tmp_path))
+    args = (base, ["lr:x2"])
+    local = sweep.run_sweep(*args, str(tmp_path / "local"), plan_workers(2, gpus=[]), None, seeds=1, command=FAKE)
+    remote = sweep.run_sweep(*args, str(tmp_path / "ray"), plan_workers(2, gpus=[]), None, seeds=1, command=FAKE,
+                             backend="ray", address=ray_cluster)
+    assert remote["winner"] == local["winner"] == "lr:x2"
+    assert [(r["label"], r["metric"]) for r in remote["ranking"]] == [(r["label"], r["metric"]) for r in local["ranking"]]
+    assert "==== " in (tmp_path / "ray" / "runs" / os.listdir(tmp_path / "ray" / "runs")[0] / "train.log").read_text()

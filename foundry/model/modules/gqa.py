@@ -30,10 +30,16 @@ class GroupedQueryAttention(Attention):
             self.k_norm = NORMS[cfg.norm](self.head_dim, cfg)
         self.dropout = cfg.dropout
 
+    def project(self, x):
+        """x (B, T, C) -> q (B, H, T, D), k and v (B, Hkv, T, D)."""
+        B, T, C = x.shape
+        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
+        k, v = self.kv_proj(x).view(B, T, 2, self.n_kv, self.head_dim).permute(2, 0, 3, 1, 4)
+        return q, k, v
+
     def forward(self, x, position, cache=None, start=0, documents=None):
         B, T, C = x.shape
-        q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
-        k, v = self.kv_proj(x).view(B, T, 2, self.n_kv, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, Hkv, T, D)
+        q, k, v = self.project(x)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         # (T,) absolute positions; in packed rows (B, 1, T) positions within each document

@@ -50,7 +50,7 @@ def attention_mask(q_pos, k_pos, bias, allowed):
 def sdpa(q, k, v, **kwargs):
     """F.scaled_dot_product_attention; on a CPU under bf16 autocast it runs in fp32 (then casts back):
     the CPU flash kernel's bf16 backward is many times slower than its fp32 one (measured 15x on the
-    shakespeare_char model, bench/cpu_bf16.py), while the matmuls around it gain from bf16."""
+    shakespeare_char model, bench/levers.py), while the matmuls around it gain from bf16."""
     if q.device.type != "cpu" or q.dtype == torch.float32:
         return F.scaled_dot_product_attention(q, k, v, **kwargs)
     mask = kwargs.get("attn_mask")
