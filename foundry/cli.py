@@ -108,6 +108,11 @@ def _fuse(argv):
     return fuse_main(argv)
 
 
+def _merge(argv):
+    from foundry.merge.cli import merge_main
+    return merge_main(argv)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -139,6 +144,7 @@ COMMANDS = {
     "data": (_data, "corpus tools: stats, filter, dedupe, synth (self-instruct), revise (constitution pairs)"),
     "zoo": (_zoo, "presets; Hugging Face Llama / Mistral / Qwen2 / GPT-2 import and export"),
     "fuse": (_fuse, "fuse experts' blocks (any family, any width) with adapters and routers; `fuse report RUN`"),
+    "merge": (_merge, "merge models with a mergekit-format recipe (linear, slerp, ties, dare, ...)"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
     "distill": (_distill, "distill cache: a teacher's top-k logits for a student's training stream"),
     "prune": (_prune, "prune a run (magnitude, saliency, wanda, N:M, heads/neurons/layers) into a new run"),
