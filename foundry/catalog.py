@@ -6,13 +6,15 @@
 
 foundry.config knows the schema (keys and types); this file adds what needs the components:
 their names, their own `check(cfg)` reasons (per layer when `model.layers` varies them), the
-data registries, the eval task names, and the shape and budget rules. COMPONENTS maps each
-config key that names a component to its registry.
+data registries, the eval task names, the range of every number (RANGES), the shape and budget
+rules, and whether the model can fit in the machine's memory at all (training_memory).
+COMPONENTS maps each config key that names a component to its registry.
 """
 from __future__ import annotations
 
 import dataclasses
 
+from foundry import hardware
 from foundry.config import (
     Config,
     ConfigError,
@@ -20,6 +22,7 @@ from foundry.config import (
     layer_selector,
     parse,
     parse_file,
+    shown,
 )
 from foundry.data import CURRICULA, FORMATS, TOKENIZERS
 from foundry.model.modules import BROKEN, BROKEN_NAMES, REGISTRIES
@@ -64,77 +67,150 @@ def _check_model_components(cfg: Config, model_cfg, where: str) -> None:
             raise ConfigError(f"{where}model.{key}: {reason}")
 
 
-def _check_layers(cfg: Config) -> None:
-    m = cfg.model
+def layer_groups(m) -> list[tuple[object, int, int]]:
+    """(settings, first layer index, layer count) of each distinct per-layer config of `m`: the
+    layers that the same `model.layers` selectors name share their settings. One pass over the
+    layers per selector, so a deep model costs milliseconds, not n_layer squared."""
+    if not m.layers:
+        return [(m, 0, m.n_layer)]
+    named = []
     for selector in m.layers:
         try:
-            layer_selector(selector, m.n_layer)
+            named.append(set(layer_selector(selector, m.n_layer)))
         except ValueError as e:
             raise ConfigError(f"model.layers.{selector}: {e}") from None
-    checked = set()
+    groups: dict[tuple, list[int]] = {}
     for index in range(m.n_layer):
-        layer = layer_config(m, index)
-        key = repr(layer)
-        if layer is not m and key not in checked:
-            checked.add(key)
-            _check_shape(layer, f"model.layers (layer {index}): ")
-            _check_model_components(cfg, layer, f"model.layers (layer {index}): ")
+        signature = tuple(i for i, indices in enumerate(named) if index in indices)
+        groups.setdefault(signature, [index, 0])[1] += 1
+    return [(layer_config(m, first), first, count) for first, count in groups.values()]
+
+
+def _check_layers(cfg: Config, groups) -> None:
+    for layer, index, _ in groups:
+        if layer is not cfg.model:
+            where = f"model.layers (layer {index}): "
+            _check_numbers({"model": layer}, where)
+            _check_shape(layer, where)
+            _check_model_components(cfg, layer, where)
 
 
 def _check_shape(m, where: str = "") -> None:
-    for key in ("n_layer", "n_head", "n_embd", "block_size"):
-        if getattr(m, key) <= 0:
-            raise ConfigError(f"{where}model.{key}: must be positive, got {getattr(m, key)}")
     if m.n_embd % m.n_head:
         raise ConfigError(f"{where}model.n_embd: {m.n_embd} is not divisible by model.n_head={m.n_head}")
-    if m.n_kv_head < 0 or (m.n_kv_head and m.n_head % m.n_kv_head):
+    if m.n_kv_head and m.n_head % m.n_kv_head:
         raise ConfigError(f"{where}model.n_kv_head: model.n_head={m.n_head} is not divisible by {m.n_kv_head}")
-    if not 0.0 <= m.dropout < 1.0:
-        raise ConfigError(f"{where}model.dropout: must be in [0, 1), got {m.dropout}")
+
+
+# Every number a config holds, with the values it may take ("[a, b]" closed, "(a, b)" open). Beyond
+# these a run crashes later (negative sizes), runs forever (nan budgets) or cannot mean anything.
+RANGES = {
+    "model.n_layer": "[1, 1e6]", "model.n_head": "[1, 4096]", "model.n_kv_head": "[0, 4096]",
+    "model.n_embd": "[1, 1e6]", "model.block_size": "[1, 1e8]", "model.vocab_size": "[0, 1e8]",
+    "model.mlp_ratio": "(0, 64]", "model.window": "[0, 1e8]", "model.stride": "[0, 1e8]",
+    "model.kv_lora_rank": "[0, 1e6]", "model.rope_dim": "[0, 1e6]", "model.n_experts": "[1, 4096]",
+    "model.top_k": "[1, 4096]", "model.capacity_factor": "(0, 64]", "model.moe_aux_weight": "[0, 100]",
+    "model.moe_z_weight": "[0, 100]", "model.rope_base": "(1, 1e12]", "model.dropout": "[0, 1)",
+    "train.lr": "(0, 1000]", "train.min_lr": "[0, 1000]", "train.warmup_steps": "[0, 1e12]",
+    "train.batch_size": "[1, 1e7]", "train.grad_accum": "[1, 1e6]", "train.weight_decay": "[0, 10]",
+    "train.grad_clip": "[0, 1e9]", "train.seed": "[0, 4294967295]", "train.focal_gamma": "[0, 100]",
+    "train.label_smoothing": "[0, 1)", "train.dpo_beta": "(0, 1000]", "train.ema": "[0, 1)",
+    "train.lora_rank": "[0, 1e6]", "train.lora_alpha": "(0, 1e6]", "train.lora_dropout": "[0, 1)",
+    "train.diverge_factor": "(1, 1e12]", "train.checkpoint_interval": "[0, 1e12]", "train.threads": "[0, 4096]",
+    "data.val_fraction": "(0, 1)", "data.bpe_vocab_size": "[1, 1e8]",
+    "budget.tokens": "[0, 1e15]", "budget.steps": "[0, 1e12]", "budget.seconds": "[0, 1e9]",
+    "eval.interval": "[1, 1e12]", "eval.batches": "[1, 1e6]", "eval.limit": "[0, 1e9]",
+}
+
+
+def _interval(text: str):
+    """"[0, 1)" -> (low, high, low included, high included)."""
+    low, high = (float(x) for x in text[1:-1].split(","))
+    return low, high, text[0] == "[", text[-1] == "]"
+
+
+def in_range(value, text: str) -> bool:
+    low, high, low_in, high_in = _interval(text)
+    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
+
+
+def _check_numbers(sections: dict, where: str = "") -> None:
+    for key, text in RANGES.items():
+        section, name = key.split(".")
+        if section in sections:
+            value = getattr(sections[section], name)
+            if not in_range(value, text):
+                raise ConfigError(f"{where}{key}: must be in {text}, got {shown(value)}")
+
+
+def training_memory(cfg: Config, groups) -> tuple[int, int]:
+    """(parameters, bytes) that training `cfg` needs at least: every layer's projections (attention
+    query and output, two FFN matrices per expert) and embeddings, at 16 bytes a trained parameter
+    (fp32 weight, gradient, two Adam moments; 4 for LoRA's frozen base), plus the logits and one
+    residual stream per layer kept for the backward pass, in 2-byte precision. A lower bound: the
+    real need is larger, so a config refused by it cannot fit."""
+    m, t = cfg.model, cfg.train
+    vocab = m.vocab_size or (cfg.data.bpe_vocab_size if cfg.data.tokenizer == "bpe" else 256)
+    params = vocab * m.n_embd * (1 if m.tie_embeddings else 2)
+    for layer, _, count in groups:
+        experts = layer.n_experts if layer.ffn == "moe" else 1
+        ffn_width = int(layer.mlp_ratio * layer.n_embd)
+        params += count * (2 * layer.n_embd ** 2 + experts * 2 * layer.n_embd * ffn_width)
+    tokens = t.batch_size * m.block_size
+    kept_streams = 1 if m.gradient_checkpointing else m.n_layer
+    activations = 2 * tokens * (vocab + kept_streams * m.n_embd)
+    return params, params * (4 if t.lora_rank else 16) + activations
+
+
+def _check_memory(cfg: Config, groups) -> None:
+    params, need = training_memory(cfg, groups)
+    if need < 2 ** 30:   # any machine has a gigabyte: no need to ask the device
+        return
+    available, device = hardware.memory_bytes(cfg.train.device)
+    if need > available:
+        raise ConfigError(f"model: {params / 1e9:.3g} billion parameters need at least {need / 2**30:,.1f} GiB to "
+                          f"train (weights, gradients, Adam moments, activations), more than the "
+                          f"{available / 2**30:,.1f} GiB of {device}: lower model.n_layer, model.n_embd, "
+                          "model.mlp_ratio or train.batch_size")
 
 
 def validate(cfg: Config) -> None:
     m, t, b = cfg.model, cfg.train, cfg.budget
+    _check_numbers({name: getattr(cfg, name) for name in ("model", "train", "data", "budget", "eval")})
     _check_shape(m)
+    groups = layer_groups(m)
+    _check_memory(cfg, groups)
     _check_model_components(cfg, m, "")
-    _check_layers(cfg)
+    _check_layers(cfg, groups)
     check_name("train.loss", t.loss, LOSSES)
     reason = LOSSES[t.loss].check(cfg)
     if reason:
         raise ConfigError(f"train.loss: {reason}")
-    for key in ("lr", "batch_size", "grad_accum"):
-        if getattr(t, key) <= 0:
-            raise ConfigError(f"train.{key}: must be positive, got {getattr(t, key)}")
-    if t.min_lr < 0 or t.min_lr > t.lr:
-        raise ConfigError(f"train.min_lr: must be in [0, train.lr={t.lr}], got {t.min_lr}")
+    if t.min_lr > t.lr:
+        raise ConfigError(f"train.min_lr: must not exceed train.lr={t.lr}, got {t.min_lr}")
     if len(t.betas) != 2 or not all(0.0 <= x < 1.0 for x in t.betas):
         raise ConfigError(f"train.betas: expected two numbers in [0, 1), got {t.betas}")
-    if t.warmup_steps < 0 or t.grad_clip < 0 or t.weight_decay < 0:
-        raise ConfigError("train.warmup_steps/grad_clip/weight_decay: must not be negative")
-    if not 0.0 <= t.ema < 1.0:
-        raise ConfigError(f"train.ema: must be in [0, 1), got {t.ema}")
     if t.dtype not in ("auto", "fp32", "bf16"):
         raise ConfigError(f"train.dtype: unknown {t.dtype!r} (valid: auto, bf16, fp32)")
-    if t.lora_rank < 0:
-        raise ConfigError(f"train.lora_rank: must not be negative, got {t.lora_rank}")
+    reason = hardware.device_name_error(t.device)
+    if reason:
+        raise ConfigError(f"train.device: {reason}")
     d = cfg.data
     check_name("data.tokenizer", d.tokenizer, TOKENIZERS)
     check_name("data.format", d.format, {"none": None, **FORMATS})
     check_name("data.curriculum", d.curriculum, CURRICULA)
-    if not 0.0 < d.val_fraction < 1.0:
-        raise ConfigError(f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
     if d.tokenizer == "bpe" and d.bpe_vocab_size < 256:
         raise ConfigError(f"data.bpe_vocab_size: must be at least 256 (the byte alphabet), got {d.bpe_vocab_size}")
     if d.format != "none" and not d.source.endswith(".jsonl"):
         raise ConfigError(f"data.format: {d.format!r} needs a .jsonl source of conversations, got {d.source!r}")
     budgets = {k: v for k, v in dataclasses.asdict(b).items() if v}
-    if any(v < 0 for v in budgets.values()) or len(budgets) != 1:
+    if len(budgets) != 1:
         raise ConfigError(f"budget: set exactly one of tokens, steps, seconds to a positive value, got {dataclasses.asdict(b)}")
-    if cfg.eval.interval <= 0 or cfg.eval.batches <= 0 or cfg.eval.limit < 0:
-        raise ConfigError("eval.interval/eval.batches: must be positive; eval.limit: not negative")
     from foundry.benchmarks.tasks import TASKS
     for task in cfg.eval.tasks:
         check_name("eval.tasks", task, TASKS)
-    for task in cfg.eval.rank:
+    for task, weight in cfg.eval.rank.items():
         if task not in cfg.eval.tasks:
             raise ConfigError(f"eval.rank: {task!r} is not in eval.tasks {cfg.eval.tasks}")
+        if not 0 <= weight <= 1e6:
+            raise ConfigError(f"eval.rank.{task}: must be in [0, 1e6], got {weight}")

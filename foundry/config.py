@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ class TrainConfig:
     dtype: str = "auto"         # auto (bf16 where the device computes it natively: CUDA, AMX or AVX512-BF16 CPUs) | fp32 | bf16
     device: str = "auto"        # auto | cpu | cuda | cuda:N
     compile: bool = False       # torch.compile the model (helps on GPUs; tokens/s leaves its warm-up steps out)
+    threads: int = 0            # CPU threads; 0 = the cores free when the run starts (or OMP_NUM_THREADS)
     init_from: str = ""         # a run folder or checkpoint to start from (fine-tuning, DPO)
     lora_rank: int = 0          # 0 = train every weight; else LoRA adapters only
     lora_alpha: float = 16.0
@@ -153,6 +155,7 @@ class Config:
 
 
 LINEAGE_KEYS = ("name", "parent", "mutations")
+MACHINE_KEYS = ("train.threads",)   # how the machine runs a config, not what is trained: outside the hash
 SECTIONS = ("model", "train", "data", "budget", "eval")
 BUDGET_KEYS = ("tokens", "steps", "seconds")
 # ModelConfig keys that `model.layers` may set for some layers only; the rest are model-wide
@@ -195,6 +198,12 @@ def layer_config(model_cfg, index: int):
 
 
 # ---------------------------------------------------------------- conversion
+def shown(value) -> str:
+    """repr(value) for an error message, shortened when it is long (a 400-digit literal)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
 def _coerce(value, typ, key: str):
     """Check `value` against the annotation `typ`; ints widen to float, numeric strings to float."""
     origin = typing.get_origin(typ)
@@ -215,13 +224,22 @@ def _coerce(value, typ, key: str):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif typ is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = value
+        elif isinstance(value, str):
             try:
-                return float(value)  # YAML 1.1 reads "3e-4" as a string
+                number = float(value)  # YAML 1.1 reads "3e-4" as a string
             except ValueError:
                 pass
+        if number is not None:
+            try:
+                number = float(number)
+            except OverflowError:  # an integer literal beyond the float range
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}: expected a finite number, got {shown(value)}")
+            return number
     elif typ is str:
         if isinstance(value, str):
             return value
@@ -341,10 +359,11 @@ def flat(cfg: Config) -> dict:
 
 
 def config_hash(cfg: Config) -> str:
-    """12 hex digits over the values that differ from the defaults, lineage excluded, so adding a
+    """12 hex digits over the values that differ from the defaults, lineage and MACHINE_KEYS excluded, so adding a
     new setting (with a default) to the schema leaves every existing config's hash unchanged."""
     defaults = flat(Config())
-    data = {k: v for k, v in flat(cfg).items() if k.split(".")[0] not in LINEAGE_KEYS and v != defaults[k]}
+    data = {k: v for k, v in flat(cfg).items()
+            if k.split(".")[0] not in LINEAGE_KEYS and k not in MACHINE_KEYS and v != defaults[k]}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -1,7 +1,9 @@
 """Files that must never be half-written, and the JSON files a run leaves behind.
 
     atomic_write_text("RUN/summary.json", text)   # temp file + fsync + rename: all or nothing
-    write_json(path, data)                       # the same, as indented JSON
+    write_json(path, data)                       # the same, as indented JSON (NaN and inf as null)
+    to_json(data)                                # strict JSON text: NaN and inf as null
+    check_writable_dir("runs/x", "--out")        # UserError now, not a traceback after the work
     read_json(path)                              # dict, or None when missing or unreadable
     read_summary(run_dir)                        # RUN/summary.json, or None
     read_progress(run_dir)                       # RUN/progress.json, or {} before it exists
@@ -11,6 +13,7 @@ The ground floor with errors.py: imports nothing else from foundry, so every lay
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 
@@ -24,6 +27,7 @@ def atomic_write_text(path, text: str) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
+        os.fchmod(fd, _file_mode(path))   # mkstemp makes 0600; a plain open() would follow the umask
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -35,8 +39,63 @@ def atomic_write_text(path, text: str) -> None:
         raise
 
 
+def _file_mode(path: str) -> int:
+    """The mode `path` has, else what open() would give a new file under the current umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def finite(data):
+    """`data` with every NaN or infinite float replaced by None (JSON has no NaN: jq refuses it)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite(v) for v in data]
+    return data
+
+
+def to_json(data, indent: int | None = None, **kwargs) -> str:
+    """Strict JSON: NaN and inf become null (json.dumps would write the non-JSON token NaN)."""
+    return json.dumps(finite(data), indent=indent, allow_nan=False, **kwargs)
+
+
 def write_json(path, data, indent: int = 2) -> None:
-    atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+    atomic_write_text(path, to_json(data, indent=indent) + "\n")
+
+
+def check_writable_dir(path, what: str = "--out") -> None:
+    """UserError unless `path` is a folder this process can create or write into."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{what} {path}: exists and is not a folder")
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{what} {path}: {existing} is a file, not a folder")
+    try:   # try it: permission bits do not tell for root, read-only mounts or /proc
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-test-"))
+    except OSError as e:
+        raise UserError(f"{what} {path}: cannot write in {existing} ({e.strerror})") from None
+
+
+def pid_alive(pid) -> bool:
+    """Whether a process with this pid exists (one of another user's counts as alive)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_json(path, strict: bool = False) -> dict | None:

@@ -36,6 +36,7 @@ from foundry.training.optim import lr_at, make_optimizer
 from foundry.training.parallel import pick_strategy
 from foundry.training.run_files import RunFiles
 from foundry.weights.checkpoint import (
+    check_resumable,
     find_checkpoint,
     find_start_weights,
     load_start_weights,
@@ -104,6 +105,8 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     with `resume`, restore them from the run's checkpoint."""
     cfg = copy.deepcopy(cfg)
     device = hardware.pick_device(cfg.train.device)
+    threads, why = hardware.choose_threads(cfg.train.threads)
+    torch.set_num_threads(threads)
     torch.manual_seed(cfg.train.seed)
     start_weights = find_start_weights(cfg.train.init_from) if cfg.train.init_from else None
     objective = build_objective(cfg, device, start_weights[1] if start_weights else None)
@@ -121,16 +124,17 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     objective.start(model)
     checkpoint = find_checkpoint(out_dir) if resume else None
     if checkpoint:
+        check_resumable(checkpoint, cfg)
         progress = load_training_state(checkpoint, model, session.optimizer, session.ema)
         session.step, session.tokens = progress["step"], progress["tokens"]
         session.train_seconds, session.first_loss = progress["train_seconds"], progress["first_loss"]
         session.rng.bit_generator.state = progress["rng"]
-        session.files.truncate_metrics(session.step)
         log(f"resumed from {checkpoint} at step {session.step}")
     if cfg.train.compile:
         model.compile()  # in place: the state dict keeps its names
     session.model = strategy.wrap(model)
-    session.files.start(model, objective.description, objective.tokenizer.name, device, resumed=bool(checkpoint))
+    session.files.start(model, objective.description, objective.tokenizer.name, device, session.step,
+                        threads=f"{threads} thread{'s' * (threads > 1)} ({why})")
     return session
 
 
@@ -223,11 +227,11 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         "params": n_params, "flops_per_token": flops, "train_flops": flops * s.tokens,
         "peak_mem_mb": hardware.peak_memory_mb(s.device), "wall_s": time.time() - wall_start,
         "config_hash": config_hash(cfg), "name": cfg.name, "seed": cfg.train.seed,
-        "device": hardware.describe(s.device), "data": s.objective.meta,
+        "device": hardware.describe(s.device), "threads": torch.get_num_threads(), "data": s.objective.meta,
     }
     if status == "done" and cfg.eval.tasks:
         summary.update(run_eval_tasks(cfg, out_dir, s.device, log))
-    files.finish(summary)
+    files.finish(summary, s.progress_fraction())
     s.strategy.close()
     return summary
 

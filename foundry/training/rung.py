@@ -12,26 +12,28 @@ would (same schedule, data order and optimizer state). Exit codes as `foundry tr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import traceback
 
 from foundry.catalog import load
 from foundry.config import config_hash
 from foundry.errors import UserError
-from foundry.io import atomic_write_text
+from foundry.io import check_writable_dir, write_json
 from foundry.training.run_files import EXIT_CODES
 
 
 def rung_train_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="foundry train-rung", description=__doc__.split("\n\n")[0])
     p.add_argument("config")
-    p.add_argument("overrides", nargs="*")
+    p.add_argument("overrides", nargs="*", default=[])
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--stop-at-tokens", type=int, required=True, help="pause once this many tokens are trained")
     args = p.parse_intermixed_args(argv)
+    if args.stop_at_tokens < 1:
+        raise UserError(f"--stop-at-tokens: must be positive, got {args.stop_at_tokens}")
     cfg = load(args.config, args.overrides)
+    check_writable_dir(args.out)
     stop_steps = -(-args.stop_at_tokens // cfg.tokens_per_step)
     if not args.resume and os.path.exists(os.path.join(args.out, "checkpoint")):
         raise UserError(f"{args.out}: already holds a run; pass --resume")
@@ -43,11 +45,11 @@ def rung_train_main(argv: list[str]) -> int:
     except Exception as e:  # a crash in model code: record it like `foundry train` does
         failed = {"status": "failed", "error": f"{type(e).__name__}: {e}", "config_hash": config_hash(cfg)}
         if os.path.isdir(args.out):
-            atomic_write_text(os.path.join(args.out, "summary.json"), json.dumps(failed, indent=2) + "\n")
+            write_json(os.path.join(args.out, "summary.json"), failed)
         traceback.print_exc()
         return 1
     if summary["status"] == "interrupted" and summary["steps"] >= stop_steps:
         summary.update(status="done", rung_stop=True)  # paused on purpose, not by a signal
-        atomic_write_text(os.path.join(args.out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+        write_json(os.path.join(args.out, "summary.json"), summary)
     return EXIT_CODES[summary["status"]]
 
