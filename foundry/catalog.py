@@ -21,6 +21,7 @@ from foundry.config import (
     layer_config,
     layer_selector,
     parse,
+    in_range,
     parse_file,
     shown,
 )
@@ -121,17 +122,6 @@ RANGES = {
     "budget.tokens": "[0, 1e15]", "budget.steps": "[0, 1e12]", "budget.seconds": "[0, 1e9]",
     "eval.interval": "[1, 1e12]", "eval.batches": "[1, 1e6]", "eval.limit": "[0, 1e9]",
 }
-
-
-def _interval(text: str):
-    """"[0, 1)" -> (low, high, low included, high included)."""
-    low, high = (float(x) for x in text[1:-1].split(","))
-    return low, high, text[0] == "[", text[-1] == "]"
-
-
-def in_range(value, text: str) -> bool:
-    low, high, low_in, high_in = _interval(text)
-    return (low <= value if low_in else low < value) and (value <= high if high_in else value < high)
 
 
 def _check_numbers(sections: dict, where: str = "") -> None:

@@ -198,6 +198,13 @@ def layer_config(model_cfg, index: int):
 
 
 # ---------------------------------------------------------------- conversion
+def in_range(value, interval: str) -> bool:
+    """Whether `value` lies in an interval written as text: "[0, 1)" (bracket: included)."""
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    return ((low <= value) if interval[0] == "[" else (low < value)) and \
+        ((value <= high) if interval[-1] == "]" else (value < high))
+
+
 def shown(value) -> str:
     """repr(value) for an error message, shortened when it is long (a 400-digit literal)."""
     text = repr(value)

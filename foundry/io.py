@@ -7,6 +7,7 @@
     read_json(path)                              # dict, or None when missing or unreadable
     read_summary(run_dir)                        # RUN/summary.json, or None
     read_progress(run_dir)                       # RUN/progress.json, or {} before it exists
+    run_status(run_dir)                          # running | dead | done | diverged | interrupted | ...
 
 The ground floor with errors.py: imports nothing else from foundry, so every layer may use it.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import tempfile
 
 from foundry.errors import UserError
@@ -122,3 +124,28 @@ def read_summary(run_dir) -> dict | None:
 def read_progress(run_dir) -> dict:
     """A run's progress.json (rewritten atomically while it trains), or {} before it exists."""
     return read_json(os.path.join(os.fspath(run_dir), "progress.json")) or {}
+
+
+def run_status(run_dir) -> str:
+    """What a run folder's trainer is doing: its progress.json status (done, diverged, interrupted,
+    running), except that a `running` run whose process is gone is `failed` when it recorded a
+    crash in summary.json afterwards, else `dead` (killed with -9, out of memory, the machine
+    rebooted); `none` before it wrote anything."""
+    progress = read_progress(run_dir)
+    status = progress.get("status", "none")
+    if status == "running" and progress.get("host") == socket.gethostname() and not _trainer_alive(progress.get("pid")):
+        summary_path = os.path.join(os.fspath(run_dir), "summary.json")
+        crashed = os.path.exists(summary_path) and os.path.getmtime(summary_path) >= progress.get("updated_at", 0)
+        return "failed" if crashed and (read_summary(run_dir) or {}).get("status") == "failed" else "dead"
+    return status
+
+
+def _trainer_alive(pid) -> bool:
+    """The pid lives and (where /proc tells) is a foundry process, not a stranger that reused it."""
+    if not pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"foundry" in f.read()
+    except OSError:
+        return True

@@ -65,7 +65,7 @@ def test_train_sample_and_validate(tiny_text, tmp_path):
     (["train", TINY, "data.source=/no/such/corpus.txt"], "/no/such/corpus.txt"),
     (["validate", TINY, "budget.tokens=-1"], "budget"),
     (["sample", "/no/such/run"], "not a Foundry checkpoint"),
-    (["nonsense"], "unknown subcommand"),
+    (["nonsense"], "unknown command"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, message, tmp_path):
     result = foundry(*args, "--out", tmp_path / "run") if args[0] == "train" else foundry(*args)

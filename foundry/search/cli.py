@@ -25,9 +25,18 @@ def _workers(text: str):
         raise UserError(f"--jobs: {e}") from None
 
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Ends an option's help with its default, unless it has none or the help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=f"foundry {prog}", description=description,
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return argparse.ArgumentParser(prog=f"foundry {prog}", description=description, formatter_class=_Help)
 
 
 def sweep_main(argv: list[str]) -> int:
@@ -37,7 +46,7 @@ def sweep_main(argv: list[str]) -> int:
                          "to resume an interrupted sweep.")
     p.add_argument("targets", nargs="+", metavar="TYPE VARIANT... | TYPE:VARIANT...",
                    help="a mutation type and some of its variants (none = all), or type:variant labels")
-    p.add_argument("--baseline", default="baselines/tiny.yaml")
+    p.add_argument("--baseline", default="baselines/tiny.yaml", help="config whose mutations are swept")
     p.add_argument("--dir", help="search folder (default: experiments/sweeps/BASELINE-HASH of the request)")
     p.add_argument("--jobs", default="auto", help="parallel workers: N or auto (one per GPU / split CPU cores)")
     p.add_argument("--seeds", type=int, help="seeds per ranked trial at the full budget (default 1; 2 with --asha)")
@@ -81,15 +90,15 @@ def compare_main(argv: list[str]) -> int:
     from foundry.search import compare
     p = _parser("compare", "Train two configs with the same seeds, interleaved, and report means, spread and "
                            "the difference B - A with a confidence interval. Finished runs are reused.")
-    p.add_argument("a", metavar="A.yaml")
-    p.add_argument("b", metavar="B.yaml")
+    p.add_argument("a", metavar="A.yaml", help="the reference config")
+    p.add_argument("b", metavar="B.yaml", help="the config compared with it")
     p.add_argument("--seeds", type=int, default=3, help="runs per config (seeds seed, seed+1, ...)")
     p.add_argument("--jobs", default="auto", help="parallel workers: N or auto")
     p.add_argument("--out", help="folder for the runs (default: experiments/compare/A-vs-B-HASH)")
     p.add_argument("--metric", default="val_bpb", help="summary.json key to compare (lower is better)")
     p.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
     p.add_argument("--timeout", type=float, help="per-run wall-clock limit in seconds")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(argv)
     out = args.out or compare.default_dir(args.a, args.b)
     log = (lambda *a, **k: None) if args.json else print
@@ -104,16 +113,17 @@ def lr_find_main(argv: list[str]) -> int:
     from foundry.search import lr_find
     p = _parser("lr-find", "Learning-rate range test: train while the lr grows exponentially, stop when the "
                            "loss diverges, suggest an lr; writes OUT/lr_find.json and OUT/lr_find.png.")
-    p.add_argument("config")
-    p.add_argument("overrides", nargs="*", help="dotted overrides such as model.n_layer=6")
+    p.add_argument("config", help="YAML config, e.g. baselines/tiny.yaml")
+    p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="optional dotted overrides such as model.n_layer=6")
     p.add_argument("--out", help="output folder (default: experiments/lr_find/NAME)")
-    p.add_argument("--min-lr", type=float, default=1e-6)
-    p.add_argument("--max-lr", type=float, default=1.0)
+    p.add_argument("--min-lr", type=float, default=1e-6, help="learning rate of the first step")
+    p.add_argument("--max-lr", type=float, default=1.0, help="learning rate of the last step")
     p.add_argument("--steps", type=int, default=100, help="steps from min-lr to max-lr")
     p.add_argument("--smooth", type=float, default=0.9, help="moving-average factor of the loss")
     p.add_argument("--diverge", type=float, default=4.0, help="stop when the smoothed loss exceeds this x its best")
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = p.parse_intermixed_args(argv)
     cfg = load(args.config, args.overrides)
     out = args.out or f"experiments/lr_find/{cfg.name}"
     log = (lambda *a, **k: None) if args.json else print
@@ -135,9 +145,9 @@ def evolve_main(argv: list[str]) -> int:
     from foundry.search import evolution, trials
     p = _parser("evolve", "Aging evolution over configs: sample members, mutate the best (stacked mutations), "
                           "retire the oldest. Re-run the same command to resume the population.")
-    p.add_argument("--baseline", default="baselines/tiny.yaml")
+    p.add_argument("--baseline", default="baselines/tiny.yaml", help="config the first population mutates")
     p.add_argument("--dir", help="search folder (default: experiments/evolve/NAME-HASH)")
-    p.add_argument("--population", type=int, default=8)
+    p.add_argument("--population", type=int, default=8, help="members alive at once (the oldest retires)")
     p.add_argument("--sample", type=int, default=3, help="members sampled per cycle; the best is the parent")
     p.add_argument("--cycles", type=int, default=20, help="children to train")
     p.add_argument("--max-stack", type=int, default=2, help="mutations applied per child: 1 to this")
@@ -145,7 +155,7 @@ def evolve_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the search's random choices")
     p.add_argument("--jobs", default="auto", help="parallel workers: N or auto")
     p.add_argument("--timeout", type=float, help="per-trial wall-clock limit in seconds")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(argv)
     base = load(args.baseline)
     budget = args.budget or trials.full_budget_tokens(base)

@@ -2,8 +2,8 @@
 
     RUN/config.yaml      the resolved config (vocab_size filled in)
     RUN/progress.json    rewritten atomically as it trains: status, step, max_steps, fraction,
-                         tokens, loss, and the trainer's pid and host (run_status: a run whose
-                         pid is gone is `dead`, whatever its last progress.json says)
+                         tokens, loss, and the trainer's pid and host (foundry.io.run_status:
+                         a run whose pid is gone is `dead`, whatever progress.json last said)
     RUN/metrics.jsonl    one line per step (loss, lr, grad_norm, the objective's and FFNs' stats)
                          and per eval (val_loss, val_bpb)
     RUN/events.out.tfevents.*   TensorBoard: loss, lr, grad_norm, tokens_per_s, val metrics
@@ -25,7 +25,7 @@ import tempfile
 import time
 
 from foundry.config import save
-from foundry.io import atomic_write_text, pid_alive, read_progress, to_json, write_json
+from foundry.io import atomic_write_text, to_json, write_json
 
 EVENTS = "events.out.tfevents.*"
 
@@ -176,24 +176,3 @@ class RunFiles:
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
-
-def run_status(run_dir) -> str:
-    """What a run folder's trainer is doing: its progress.json status (done, diverged, interrupted,
-    failed, running), except that a `running` run whose process is gone is `dead` (killed with -9,
-    out of memory, the machine rebooted); `none` before it wrote anything."""
-    progress = read_progress(run_dir)
-    status = progress.get("status", "none")
-    if status == "running" and progress.get("host") == socket.gethostname() and not _trainer_alive(progress.get("pid")):
-        return "dead"
-    return status
-
-
-def _trainer_alive(pid) -> bool:
-    """The pid lives and (where /proc tells) is a foundry process, not a stranger that reused it."""
-    if not pid_alive(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"foundry" in f.read()
-    except OSError:
-        return True
