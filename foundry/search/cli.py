@@ -11,7 +11,8 @@ Each is `xxx_main(argv) -> exit code`; bad input raises UserError (exit 2 from f
 from __future__ import annotations
 
 import argparse
-import json
+
+from foundry.io import check_writable_dir, to_json
 
 
 def _workers(text: str):
@@ -39,6 +40,30 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=f"foundry {prog}", description=description, formatter_class=_Help)
 
 
+# each command's numeric options and the values they may take ("[a, b]" closed, "(a, b)" open)
+RANGES = {
+    "sweep": {"seeds": "[1, 1000]", "grace": "[0, 1e15]", "eta": "(1, 100]", "max_budget": "[0, 1e15]",
+              "top_k": "[1, 1000]", "timeout": "(0, 1e7]", "min_delta": "[0, 1e9]", "z": "[0, 100]"},
+    "compare": {"seeds": "[1, 1000]", "level": "(0, 1)", "timeout": "(0, 1e7]"},
+    "lr-find": {"min_lr": "(0, 1000]", "max_lr": "(0, 1000]", "steps": "[3, 1e6]", "smooth": "[0, 1)",
+                "diverge": "(1, 1e6]"},
+    "evolve": {"population": "[1, 10000]", "sample": "[1, 10000]", "cycles": "[1, 1e6]", "max_stack": "[1, 100]",
+               "budget": "[1, 1e15]", "seed": "[0, 4294967295]", "timeout": "(0, 1e7]"},
+}
+
+
+def _parse(p: argparse.ArgumentParser, argv: list[str], command: str, intermixed: bool = False):
+    """Parse, then refuse a number outside RANGES[command] (nan included) naming its flag."""
+    from foundry.config import in_range
+    from foundry.errors import UserError
+    args = p.parse_intermixed_args(argv) if intermixed else p.parse_args(argv)
+    for key, interval in RANGES[command].items():
+        value = getattr(args, key)
+        if value is not None and not in_range(value, interval):
+            raise UserError(f"--{key.replace('_', '-')}: must be in {interval}, got {value}")
+    return args
+
+
 def sweep_main(argv: list[str]) -> int:
     from foundry.search import sweep
     p = _parser("sweep", "Train mutations of a baseline in parallel (optionally with ASHA), rank them "
@@ -63,7 +88,7 @@ def sweep_main(argv: list[str]) -> int:
     p.add_argument("--min-delta", type=float, default=0.001, help="promotion: smallest improvement that counts")
     p.add_argument("--z", type=float, default=2.0, help="promotion: improvement must exceed z x its standard error")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = p.parse_args(argv)
+    args = _parse(p, argv, "sweep")
     from foundry.errors import UserError
     labels = sweep.parse_targets(args.targets)
     if args.eval_task:
@@ -77,12 +102,13 @@ def sweep_main(argv: list[str]) -> int:
         raise UserError("--promote needs --seeds 2 or more: one run per config cannot tell a gain from noise")
     old_hash = sweep.check_promotable(args.baseline) if args.promote else None
     search_dir = args.dir or sweep.default_dir(args.baseline, labels, asha, seeds)
+    check_writable_dir(search_dir, "--dir")
     log = (lambda *a, **k: None) if args.json else print
     report = sweep.run_sweep(args.baseline, labels, search_dir, _workers(args.jobs), asha, seeds,
                              args.eval_task, args.skip_invalid, args.timeout, log=log)
     if args.promote:
         report["promotion"] = sweep.promote_winner(report, args.baseline, old_hash, args.min_delta, args.z, log=log)
-    print(json.dumps(report, indent=2) if args.json else sweep.format_report(report))
+    print(to_json(report, indent=2) if args.json else sweep.format_report(report))
     return 0
 
 
@@ -99,12 +125,13 @@ def compare_main(argv: list[str]) -> int:
     p.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals")
     p.add_argument("--timeout", type=float, help="per-run wall-clock limit in seconds")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = p.parse_args(argv)
+    args = _parse(p, argv, "compare")
     out = args.out or compare.default_dir(args.a, args.b)
+    check_writable_dir(out)
     log = (lambda *a, **k: None) if args.json else print
     report = compare.run_compare(args.a, args.b, args.seeds, _workers(args.jobs), out, args.metric, args.level,
                                  args.timeout, log=log)
-    print(json.dumps(report, indent=2) if args.json else compare.format_report(report))
+    print(to_json(report, indent=2) if args.json else compare.format_report(report))
     return 0
 
 
@@ -123,15 +150,16 @@ def lr_find_main(argv: list[str]) -> int:
     p.add_argument("--smooth", type=float, default=0.9, help="moving-average factor of the loss")
     p.add_argument("--diverge", type=float, default=4.0, help="stop when the smoothed loss exceeds this x its best")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = p.parse_intermixed_args(argv)
+    args = _parse(p, argv, "lr-find", intermixed=True)
     cfg = load(args.config, args.overrides)
     out = args.out or f"experiments/lr_find/{cfg.name}"
+    check_writable_dir(out)
     log = (lambda *a, **k: None) if args.json else print
     result = lr_find.lr_range_test(cfg, args.min_lr, args.max_lr, args.steps, args.smooth, args.diverge, log=log)
     json_path, png_path = lr_find.write_outputs(result, out)
     brief = {k: result[k] for k in ("suggested_lr", "steepest_lr", "min_loss_lr", "min_loss", "stop_reason")}
     if args.json:
-        print(json.dumps({**brief, "json": json_path, "png": png_path}, indent=2))
+        print(to_json({**brief, "json": json_path, "png": png_path}, indent=2))
     else:
         print(f"suggested lr: {result['suggested_lr']:.3g} (min-loss lr {result['min_loss_lr']:.3g} / 10); "
               f"steepest descent at {result['steepest_lr']:.3g}")
@@ -156,16 +184,17 @@ def evolve_main(argv: list[str]) -> int:
     p.add_argument("--jobs", default="auto", help="parallel workers: N or auto")
     p.add_argument("--timeout", type=float, help="per-trial wall-clock limit in seconds")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = p.parse_args(argv)
+    args = _parse(p, argv, "evolve")
     base = load(args.baseline)
     budget = args.budget or trials.full_budget_tokens(base)
     folder = args.dir or f"experiments/evolve/{base.name}-{config_hash(base)}-s{args.seed}"
+    check_writable_dir(folder, "--dir")
     evo = evolution.AgingEvolution.start(base, folder, args.population, args.sample, args.cycles,
                                          args.max_stack, args.seed)
     log = (lambda *a, **k: None) if args.json else print
     report = evolution.run_evolution(evo, _workers(args.jobs), budget, args.timeout, log=log)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(to_json(report, indent=2))
         return 0
     rows = [{"id": m["id"], "label": m["label"], "val_bpb": m["objective"], "parent": m["parent"],
              **{k: (m.get("record") or {}).get(k) for k in ("tokens_per_s", "train_flops", "qpc")}}
