@@ -32,7 +32,7 @@ from agent.report import (
     status_table,
 )
 from foundry.catalog import load
-from foundry.errors import UserError
+from foundry.errors import ArgumentParser, UserError
 from foundry.io import check_writable_dir, to_json
 from foundry.lineage.history import promotions
 from foundry.lineage.repo import check_committed, open_repo, relpath
@@ -44,7 +44,7 @@ FLAGS = {"population": "search.population", "workers": "search.workers", "seed":
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=f"foundry {prog}", description=description,
+    return ArgumentParser(prog=f"foundry {prog}", description=description,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 

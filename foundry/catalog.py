@@ -7,7 +7,7 @@
 foundry.config knows the schema (keys and types); this file adds what needs the components:
 their names, their own `check(cfg)` reasons (per layer when `model.layers` varies them), the
 data registries, the eval task names, the range of every number (RANGES), the shape and budget
-rules, and whether the model can fit in the machine's memory at all (training_memory).
+rules, and whether training the model fits in the machine's memory (count_params, training_memory).
 COMPONENTS maps each config key that names a component to its registry.
 """
 from __future__ import annotations
@@ -133,35 +133,55 @@ def _check_numbers(sections: dict, where: str = "") -> None:
                 raise ConfigError(f"{where}{key}: must be in {text}, got {shown(value)}")
 
 
-def training_memory(cfg: Config, groups) -> tuple[int, int]:
-    """(parameters, bytes) that training `cfg` needs at least: every layer's projections (attention
-    query and output, two FFN matrices per expert) and embeddings, at 16 bytes a trained parameter
-    (fp32 weight, gradient, two Adam moments; 4 for LoRA's frozen base), plus the logits and one
-    residual stream per layer kept for the backward pass, in 2-byte precision. A lower bound: the
-    real need is larger, so a config refused by it cannot fit."""
+def count_params(cfg: Config, groups) -> int:
+    """The model's parameters, counted exactly on the meta device (nothing allocated): the
+    embeddings, position and head of a one-layer GPT, plus one block of each group of layers
+    times its layer count."""
+    import torch
+
+    from foundry.model.gpt import GPT, Block
+    m = dataclasses.replace(cfg.model, vocab_size=_vocab(cfg))
+
+    def numel(module) -> int:
+        return sum(p.numel() for p in module.parameters())
+    with torch.device("meta"):
+        shell = GPT(dataclasses.replace(m, n_layer=1, layers={}))
+        return numel(shell) - numel(shell.blocks[0]) + sum(count * numel(Block(m, first)) for _, first, count in groups)
+
+
+def _vocab(cfg: Config) -> int:
+    return cfg.model.vocab_size or (cfg.data.bpe_vocab_size if cfg.data.tokenizer == "bpe" else 256)
+
+
+def training_memory(cfg: Config, params: int) -> int:
+    """Bytes that training `cfg` needs, about: 16 a trained parameter (fp32 weight, gradient, two
+    Adam moments; 4 for LoRA's frozen base, 4 more for DPO's frozen reference), plus activations
+    kept for the backward pass, 34 x n_embd values per token and layer (Korthikanti et al. 2022,
+    attention scores left out: SDPA does not keep them), and the logits."""
     m, t = cfg.model, cfg.train
-    vocab = m.vocab_size or (cfg.data.bpe_vocab_size if cfg.data.tokenizer == "bpe" else 256)
-    params = vocab * m.n_embd * (1 if m.tie_embeddings else 2)
-    for layer, _, count in groups:
-        experts = layer.n_experts if layer.ffn == "moe" else 1
-        ffn_width = int(layer.mlp_ratio * layer.n_embd)
-        params += count * (2 * layer.n_embd ** 2 + experts * 2 * layer.n_embd * ffn_width)
+    per_param = (4 if t.lora_rank else 16) + (4 if t.loss == "dpo" else 0)
+    value_bytes = 2 if t.dtype == "bf16" else 4
     tokens = t.batch_size * m.block_size
-    kept_streams = 1 if m.gradient_checkpointing else m.n_layer
-    activations = 2 * tokens * (vocab + kept_streams * m.n_embd)
-    return params, params * (4 if t.lora_rank else 16) + activations
+    layers_kept = 1 if m.gradient_checkpointing else m.n_layer
+    return params * per_param + tokens * value_bytes * (34 * m.n_embd * layers_kept + 3 * _vocab(cfg))
 
 
 def _check_memory(cfg: Config, groups) -> None:
-    params, need = training_memory(cfg, groups)
-    if need < 2 ** 30:   # any machine has a gigabyte: no need to ask the device
+    m = cfg.model
+    rough = 12 * m.n_layer * m.n_embd ** 2 + _vocab(cfg) * m.n_embd
+    if training_memory(cfg, rough) < 2 ** 28:   # small models: any machine has that; skip the count
         return
+    try:
+        params = count_params(cfg, groups)
+    except Exception:   # a component that cannot be built on the meta device: keep the rough count
+        params = rough
+    need = training_memory(cfg, params)
     available, device = hardware.memory_bytes(cfg.train.device)
     if need > available:
-        raise ConfigError(f"model: {params / 1e9:.3g} billion parameters need at least {need / 2**30:,.1f} GiB to "
+        raise ConfigError(f"model: {params / 1e9:.3g} billion parameters need about {need / 2**30:,.1f} GiB to "
                           f"train (weights, gradients, Adam moments, activations), more than the "
                           f"{available / 2**30:,.1f} GiB of {device}: lower model.n_layer, model.n_embd, "
-                          "model.mlp_ratio or train.batch_size")
+                          "model.block_size or train.batch_size")
 
 
 def validate(cfg: Config) -> None:

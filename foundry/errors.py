@@ -2,7 +2,9 @@
 
     raise UserError("baselines/x.yaml: model.n_layer: must be positive, got 0")
     sys.exit(run_command("foundry train", train_main, argv))   # UserError -> one line, exit 2
+    p = ArgumentParser(prog="foundry train")                  # argparse's errors as UserError too
 """
+import argparse
 import os
 import sys
 
@@ -11,6 +13,14 @@ EXIT_BROKEN_PIPE = 141   # what a shell reports for a tool that SIGPIPE ended (1
 
 class UserError(Exception):
     """Bad input from a person or a file; the message names the file, key or value."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a bad option is a UserError (one line, exit 2 through run_command)
+    instead of the usage text followed by the error."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see {self.prog} --help)")
 
 
 def run_command(prog: str, function, argv) -> int:

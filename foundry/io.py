@@ -72,16 +72,22 @@ def write_json(path, data, indent: int = 2) -> None:
 
 
 def check_writable_dir(path, what: str = "--out") -> None:
-    """UserError unless `path` is a folder this process can create or write into."""
+    """UserError unless `path` is a folder this process can create or write into. An existing
+    folder is asked (access() knows read-only mounts, also for root); for a new one a folder is
+    made and removed in its nearest existing parent, as permission bits do not tell for /proc."""
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"{what} {path}: exists and is not a folder")
+    if os.path.isdir(path):
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UserError(f"{what} {path}: cannot write in it")
+        return
     existing = path
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise UserError(f"{what} {path}: {existing} is a file, not a folder")
-    try:   # try it: permission bits do not tell for root, read-only mounts or /proc
+    try:
         os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-test-"))
     except OSError as e:
         raise UserError(f"{what} {path}: cannot write in {existing} ({e.strerror})") from None

@@ -17,11 +17,27 @@ def foundry(*args, cwd=None):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_top_level_help_lists_every_subcommand():
+def test_top_level_help_is_for_users_and_lists_every_subcommand_but_internal_ones():
+    from foundry.cli import INTERNAL
     result = foundry("--help")
-    assert result.returncode == 0
+    assert result.returncode == 0 and result.stdout.startswith("usage: foundry COMMAND")
     for name in COMMANDS:
-        assert f"  {name} " in result.stdout
+        assert (f"  {name} " in result.stdout) == (name not in INTERNAL)
+    assert "train-rung" in INTERNAL
+    version = foundry("--version")
+    assert version.returncode == 0 and version.stdout.startswith("foundry ")
+
+
+def test_help_texts_are_for_users():
+    """No help says its default twice or 'default: None'; config overrides are optional."""
+    for name in COMMANDS:
+        text = " ".join(foundry(name, "--help").stdout.split())
+        assert "(default: None)" not in text and ") (default" not in text, name
+    train = foundry("train", "--help").stdout
+    assert "[KEY=VALUE ...]" in train
+    assert "required: config" in foundry("train").stderr and "overrides" not in foundry("train").stderr
+    assert "--population POPULATION" in (evolve := foundry("evolve", "--help").stdout)
+    assert "members alive at once" in evolve and "config the first population mutates" in evolve
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

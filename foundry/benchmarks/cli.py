@@ -25,7 +25,7 @@ from foundry.benchmarks.results import (
 )
 from foundry.benchmarks.tasks import TASKS, run_tasks, task_class
 from foundry.config import in_range
-from foundry.errors import UserError
+from foundry.errors import ArgumentParser, UserError
 from foundry.io import check_writable_dir, to_json
 
 # the numeric options and the values they may take ("[a, b]" closed, "(a, b)" open)
@@ -34,7 +34,7 @@ CHECKS = {"limit": "[0, 1e9]", "batch_tokens": "[1, 1e9]", "workers": "[1, 1024]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="foundry eval", description=__doc__,
+    p = ArgumentParser(prog="foundry eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=f"tasks: {', '.join(TASKS)}")
     p.add_argument("target", nargs="?", help="Foundry run dir / checkpoint folder, or a Hugging Face model folder")

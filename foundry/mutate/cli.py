@@ -16,13 +16,13 @@ import os
 
 from foundry.catalog import load
 from foundry.config import config_hash, diff, dumps
-from foundry.errors import UserError
-from foundry.io import atomic_write_text, to_json
+from foundry.errors import ArgumentParser, UserError
+from foundry.io import atomic_write_text, check_writable_dir, to_json
 from foundry.mutate import MUTATIONS, apply, describe
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="foundry mutate", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="foundry mutate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="types: " + ", ".join(MUTATIONS))
     p.add_argument("type", nargs="?", help="mutation type (see --list)")

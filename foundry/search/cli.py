@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from foundry.errors import ArgumentParser
 from foundry.io import check_writable_dir, to_json
 
 
@@ -37,7 +38,7 @@ class _Help(argparse.RawDescriptionHelpFormatter):
 
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(prog=f"foundry {prog}", description=description, formatter_class=_Help)
+    return ArgumentParser(prog=f"foundry {prog}", description=description, formatter_class=_Help)
 
 
 # each command's numeric options and the values they may take ("[a, b]" closed, "(a, b)" open)

@@ -19,13 +19,13 @@ import traceback
 
 from foundry.catalog import load
 from foundry.config import config_hash, dumps
-from foundry.errors import UserError, run_command
+from foundry.errors import ArgumentParser, UserError, run_command
 from foundry.io import check_writable_dir, write_json
 from foundry.training.run_files import EXIT_CODES
 
 
 def _parser(prog, description):
-    return argparse.ArgumentParser(prog=f"foundry {prog}", description=description,
+    return ArgumentParser(prog=f"foundry {prog}", description=description,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
 
 

@@ -118,8 +118,8 @@ class RunFiles:
         self.log_every = max(1, (self.cfg.max_steps() or 1000) // 20)
         from foundry.hardware import compute_dtype
         self._print(f"{self.cfg.name}: {model.num_params():,} params on {device} "
-                    f"({compute_dtype(device, self.cfg.train.dtype)}"
-                    + (f", {threads}" if threads else "") + f"), {data_description} ({tokenizer_name})"
+                    f"({compute_dtype(device, self.cfg.train.dtype)})" + (f", {threads}" if threads else "")
+                    + f", {data_description} ({tokenizer_name})"
                     + (f" [resumed at step {step}]" if step else ""))
         self._write_progress({"status": "running", "step": step})
 

@@ -11,19 +11,18 @@ would (same schedule, data order and optimizer state). Exit codes as `foundry tr
 """
 from __future__ import annotations
 
-import argparse
 import os
 import traceback
 
 from foundry.catalog import load
 from foundry.config import config_hash
-from foundry.errors import UserError
+from foundry.errors import ArgumentParser, UserError
 from foundry.io import check_writable_dir, write_json
 from foundry.training.run_files import EXIT_CODES
 
 
 def rung_train_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="foundry train-rung", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="foundry train-rung", description=__doc__.split("\n\n")[0])
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", default=[])
     p.add_argument("--out", required=True)
