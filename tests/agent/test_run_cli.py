@@ -49,7 +49,7 @@ def test_bad_baselines_and_folders(repo, capsys, monkeypatch):
     with open(os.path.join(root, "not_a_folder"), "w") as f:
         f.write("x")
     code, err = run(capsys, "--experiments", "not_a_folder", "--generations", "1")
-    assert code == 2 and "not writable" in err
+    assert code == 2 and "not_a_folder is a file, not a folder" in err
 
     assert run(capsys, "--generations", "0")[0] == 2
     assert run(capsys, "--campaign", "../escape")[0] == 2
