@@ -18,10 +18,10 @@ from foundry import hardware
 from foundry.config import (
     Config,
     ConfigError,
+    in_range,
     layer_config,
     layer_selector,
     parse,
-    in_range,
     parse_file,
     shown,
 )

@@ -171,7 +171,8 @@ def build_sandbox(root: str) -> dict:
     with open(os.path.join(paths["bad_tokenizer"], "checkpoint", "tokenizer.json"), "w") as f:
         f.write('{"kind": "byte"')
     files = {"file": ("notes.txt", b"a plain file\n"), "binary": ("binary.yaml", b"\x00\x01\x02model: 1\x00"),
-             "latin1": ("latin1.yaml", "name: caf\xe9\n".encode("latin-1")), "list_model": ("list.yaml", b"model: []\n")}
+             "latin1": ("latin1.yaml", "name: caf\xe9\n".encode("latin-1")),
+             "list_model": ("list.yaml", b"model: []\n")}
     for key, (name, data) in files.items():
         paths[key] = os.path.join(root, name)
         with open(paths[key], "wb") as f:

@@ -71,6 +71,12 @@ def test_train_sample_and_validate(tiny_text, tmp_path):
     ids = model.generate(torch.tensor([tokenizer.encode("the quick")]), 12, temperature=0)[0].tolist()
     assert len(ids) == len(tokenizer.encode("the quick")) + 12
     assert sample.stdout == tokenizer.decode(ids) + "\n"
+    # no prompt: a fresh document (after the document separator), and only the new text is printed
+    fresh = foundry("sample", out, "--tokens", "8", "--temperature", "0")
+    assert fresh.returncode == 0 and not fresh.stdout.startswith("\x00"), fresh.stderr
+    context = tokenizer.encode("\n\n")
+    ids = model.generate(torch.tensor([context]), 8, temperature=0)[0].tolist()
+    assert fresh.stdout == tokenizer.decode(ids[len(context):]) + "\n"
     valid = foundry("validate", TINY, "model.n_layer=3", "--json")
     assert valid.returncode == 0 and json.loads(valid.stdout)["config"]["model"]["n_layer"] == 3
 

@@ -84,7 +84,8 @@ def load_weights(model, path, where: str | None = None) -> None:
         raise UserError(f"{where}: damaged or truncated weights ({str(e).splitlines()[0][:200]})") from None
     except RuntimeError as e:   # torch's load_state_dict: missing, unexpected or mis-shaped tensors
         lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
-        raise UserError(f"{where}: does not fit this model ({(lines[1] if len(lines) > 1 else lines[0])[:200]})") from None
+        detail = (lines[1] if len(lines) > 1 else lines[0])[:200]
+        raise UserError(f"{where}: does not fit this model ({detail})") from None
 
 
 def check_resumable(folder, cfg) -> None:

@@ -112,7 +112,7 @@ INVALID = [
     ({"attention": "mla", "kv_lora_rank": 64}, "kv_lora_rank=64 must be in [0, n_embd=32]"),
     ({"attention": "mla", "n_kv_head": 2}, "n_kv_head=2 does not apply"),
     ({"ffn": "moe", "n_experts": 2, "top_k": 3}, "model.ffn: moe needs 1 <= model.top_k <= model.n_experts"),
-    ({"ffn": "moe", "capacity_factor": 0.0}, "model.capacity_factor: must be in (0, 64], got 0.0"),   # catalog.RANGES first
+    ({"ffn": "moe", "capacity_factor": 0.0}, "model.capacity_factor: must be in (0, 64], got 0.0"),
     ({"ffn": "moe", "moe_aux_weight": -1.0}, "model.moe_aux_weight: must be in [0, 100], got -1.0"),
     ({"n_embd": 36, "position": "rope"}, "model.position: rope rotates channel pairs; head_dim=9"),
 ]
