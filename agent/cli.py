@@ -45,7 +45,7 @@ FLAGS = {"population": "search.population", "workers": "search.workers", "seed":
 
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     return ArgumentParser(prog=f"foundry {prog}", description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def run_main(argv) -> int:

@@ -35,8 +35,8 @@ CHECKS = {"limit": "[0, 1e9]", "batch_tokens": "[1, 1e9]", "workers": "[1, 1024]
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="foundry eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=f"tasks: {', '.join(TASKS)}")
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=f"tasks: {', '.join(TASKS)}")
     p.add_argument("target", nargs="?", help="Foundry run dir / checkpoint folder, or a Hugging Face model folder")
     p.add_argument("--tasks", help="comma-separated task names (default: the checkpoint's eval.tasks, else bpb)")
     p.add_argument("--limit", type=int, default=0, help="first N items of each task (0 = all)")

@@ -23,8 +23,8 @@ from foundry.mutate import MUTATIONS, apply, describe
 
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="foundry mutate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="types: " + ", ".join(MUTATIONS))
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="types: " + ", ".join(MUTATIONS))
     p.add_argument("type", nargs="?", help="mutation type (see --list)")
     p.add_argument("variant", nargs="?", help="variant of that type (see --list)")
     p.add_argument("--baseline", default="baselines/tiny.yaml", help="config to mutate (default: %(default)s)")

@@ -26,7 +26,7 @@ from foundry.training.run_files import EXIT_CODES
 
 def _parser(prog, description):
     return ArgumentParser(prog=f"foundry {prog}", description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _config_args(p) -> None:
