@@ -6,6 +6,7 @@
     cfg = foundry.load_config("baselines/tiny.yaml", ["model.n_layer=6"])
     summary = foundry.train(cfg, "runs/tiny6")               # the run's summary.json as a dict
     model = foundry.GPT(cfg.model)                           # cfg.model.vocab_size set
+    from foundry.zoo import import_folder, export_run        # Hugging Face in and out (foundry/zoo)
 
 Everything is imported on first use, so `import foundry` stays cheap for the CLI.
 """

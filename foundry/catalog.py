@@ -25,16 +25,27 @@ from foundry.config import (
     parse_file,
     shown,
 )
-from foundry.data import CURRICULA, FORMATS, TOKENIZERS
+from foundry.data import FORMATS, TOKENIZERS
+from foundry.data.curriculum import check as check_curriculum
+from foundry.data.filters import check_filters
+from foundry.data.packing import PACKINGS
+from foundry.errors import UserError
 from foundry.model.modules import BROKEN, BROKEN_NAMES, REGISTRIES
 from foundry.training.losses import LOSSES
 
+LOSS_ON = {"all": "every token", "assistant": "assistant turns of chat formats"}
 COMPONENTS = {**{f"model.{key}": registry for key, registry in REGISTRIES.items()}, "train.loss": LOSSES}
+
+
+def presets() -> dict:
+    """The named model shapes `model.preset` may name (foundry/zoo/presets.py)."""
+    from foundry.zoo.presets import PRESETS
+    return PRESETS
 
 
 def load(path, overrides=()) -> Config:
     """A checked Config from a YAML file and dotted overrides; ConfigError names the file and key."""
-    cfg = parse_file(path, overrides)
+    cfg = parse_file(path, overrides, presets())
     try:
         validate(cfg)
     except ConfigError as e:
@@ -43,7 +54,7 @@ def load(path, overrides=()) -> Config:
 
 
 def from_dict(data: dict) -> Config:
-    cfg = parse(data)
+    cfg = parse(data, presets())
     validate(cfg)
     return cfg
 
@@ -112,6 +123,9 @@ RANGES = {
     "model.kv_lora_rank": "[0, 1e6]", "model.rope_dim": "[0, 1e6]", "model.n_experts": "[1, 4096]",
     "model.top_k": "[1, 4096]", "model.capacity_factor": "(0, 64]", "model.moe_aux_weight": "[0, 100]",
     "model.moe_z_weight": "[0, 100]", "model.rope_base": "(1, 1e12]", "model.dropout": "[0, 1)",
+    "model.rope_factor": "(0, 1e6]", "model.rope_low_freq_factor": "(0, 1e6]",
+    "model.rope_high_freq_factor": "(0, 1e6]", "model.rope_original_positions": "[1, 1e8]",
+    "model.norm_eps": "[0, 1)", "model.mlp_hidden": "[0, 1e8]",
     "train.lr": "(0, 1000]", "train.min_lr": "[0, 1000]", "train.warmup_steps": "[0, 1e12]",
     "train.batch_size": "[1, 1e7]", "train.grad_accum": "[1, 1e6]", "train.weight_decay": "[0, 10]",
     "train.grad_clip": "[0, 1e9]", "train.seed": "[0, 4294967295]", "train.focal_gamma": "[0, 100]",
@@ -168,7 +182,8 @@ def training_memory(cfg: Config, params: int) -> int:
 
 def _check_memory(cfg: Config, groups) -> None:
     m = cfg.model
-    rough = 12 * m.n_layer * m.n_embd ** 2 + _vocab(cfg) * m.n_embd
+    hidden = m.mlp_hidden or m.mlp_ratio * m.n_embd
+    rough = m.n_layer * (4 * m.n_embd ** 2 + 3 * m.n_embd * hidden) + _vocab(cfg) * m.n_embd
     if training_memory(cfg, rough) < 2 ** 28:   # small models: any machine has that; skip the count
         return
     try:
@@ -208,11 +223,23 @@ def validate(cfg: Config) -> None:
     d = cfg.data
     check_name("data.tokenizer", d.tokenizer, TOKENIZERS)
     check_name("data.format", d.format, {"none": None, **FORMATS})
-    check_name("data.curriculum", d.curriculum, CURRICULA)
+    reason = check_curriculum(d.curriculum)
+    if reason:
+        raise ConfigError(f"data.curriculum.{reason}")
+    if d.tokenizer == "hf" and not d.tokenizer_path:
+        raise ConfigError("data.tokenizer: hf needs data.tokenizer_path (a tokenizer.json, or a folder or run holding one)")
     if d.tokenizer == "bpe" and d.bpe_vocab_size < 256:
         raise ConfigError(f"data.bpe_vocab_size: must be at least 256 (the byte alphabet), got {d.bpe_vocab_size}")
     if d.format != "none" and not d.source.endswith(".jsonl"):
         raise ConfigError(f"data.format: {d.format!r} needs a .jsonl source of conversations, got {d.source!r}")
+    check_name("data.packing", d.packing, PACKINGS)
+    check_name("data.loss_on", d.loss_on, LOSS_ON)
+    if d.format == "none" and (d.loss_on != "all" or d.constitution):
+        raise ConfigError("data.loss_on: assistant and data.constitution need a chat format (data.format)")
+    try:
+        check_filters(d.filters)
+    except UserError as e:
+        raise ConfigError(str(e)) from None
     budgets = {k: v for k, v in dataclasses.asdict(b).items() if v}
     if len(budgets) != 1:
         raise ConfigError(f"budget: set exactly one of tokens, steps, seconds to a positive value, got {dataclasses.asdict(b)}")

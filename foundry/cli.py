@@ -84,6 +84,16 @@ def _evolve(argv):
     return evolve_main(argv)
 
 
+def _data(argv):
+    from foundry.data.cli import data_main
+    return data_main(argv)
+
+
+def _zoo(argv):
+    from foundry.zoo.cli import zoo_main
+    return zoo_main(argv)
+
+
 USAGE = """usage: foundry COMMAND [options]      (foundry COMMAND --help for its options)
 
 Foundry trains small language models, mutates their configs, ranks the variants with
@@ -143,6 +153,8 @@ COMMANDS = {
     "compare": (_compare, "interleaved multi-seed comparison of two configs"),
     "lr-find": (_lr_find, "learning-rate range test"),
     "evolve": (_evolve, "aging evolution over configs (stacked mutations)"),
+    "data": (_data, "corpus tools: stats, filter, dedupe, synth (self-instruct), revise (constitution pairs)"),
+    "zoo": (_zoo, "presets; Hugging Face Llama / Mistral / Qwen2 / GPT-2 import and export"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
 }
 

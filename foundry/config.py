@@ -6,7 +6,8 @@
     layer_config(cfg.model, 3)       # the settings of layer 3 (model.layers applied)
 
 A YAML file lists only what differs from the defaults below. Unknown keys and wrong types
-raise ConfigError naming the key. This file is the ground floor: it imports nothing from
+raise ConfigError naming the key. `model.preset: NAME` fills the model keys a file leaves out from
+a named shape (parse's `presets`; foundry.catalog passes foundry/zoo/presets.py). This file is the ground floor: it imports nothing from
 foundry but errors.py and io.py, so it cannot know the components; foundry.catalog.load
 (what every command uses) adds the component names and shapes to the checks.
 Derived values (kv heads, per-layer settings, the budget in tokens) are computed here and
@@ -56,7 +57,16 @@ class ModelConfig:
     capacity_factor: float = 1.25
     moe_aux_weight: float = 1e-2
     moe_z_weight: float = 1e-3
-    rope_base: float = 10000.0
+    rope_base: float = 10000.0  # rope_theta
+    # llama3_rope: Llama 3's rope_scaling of the low frequencies (transformers' rope_type "llama3")
+    rope_factor: float = 8.0
+    rope_low_freq_factor: float = 1.0
+    rope_high_freq_factor: float = 4.0
+    rope_original_positions: int = 8192
+    norm_eps: float = 0.0       # 0 = the norm's own default (rmsnorm 1e-6, layernorm 1e-5)
+    qkv_bias: bool = False      # biases on the query/key/value projections only (Qwen2); `bias` sets all
+    mlp_hidden: int = 0         # MLP hidden width; 0 = derived from mlp_ratio (HF intermediate_size)
+    preset: str = ""            # a named shape (foundry zoo list) filling the model keys a file leaves out
     dropout: float = 0.0
     bias: bool = False
     tie_embeddings: bool = True
@@ -103,14 +113,29 @@ class TrainConfig:
 
 
 @dataclass
+class CurriculumConfig:
+    by: str = "none"            # none | length | perplexity: what makes a training document easy
+    reference: str = ""         # perplexity: the run folder or checkpoint that scores the documents
+    schedule: str = "sqrt"      # how harder data enters: sqrt | linear | step (foundry.data.curriculum)
+    start: float = 0.2          # share of the training data (easiest first) sampled at step 0
+    ramp: float = 0.5           # share of the budget after which every training token can be drawn
+
+
+@dataclass
 class DataConfig:
     source: str = "builtin"     # builtin | a text file | a folder or glob | file.jsonl
-    tokenizer: str = "byte"     # byte | char | bpe
+    tokenizer: str = "byte"     # byte | char | bpe | hf
+    tokenizer_path: str = ""    # hf: a tokenizer.json, or a Hugging Face folder / Foundry run holding one
     field: str = "text"         # JSONL field to read
     val_fraction: float = 0.1
     bpe_vocab_size: int = 512
     format: str = "none"        # chat format for JSONL conversations: none | chatml | llama3 | alpaca
-    curriculum: str = "none"    # none | short_first (training documents shortest first)
+    curriculum: CurriculumConfig = dataclasses.field(default_factory=CurriculumConfig)  # `field` is a key here
+    packing: str = "random"     # random (windows over the joined stream) | bin (documents packed into rows)
+    # training-split filters, in order: [{name: length, min_chars: 200}, {name: near_dup, threshold: 0.8}]
+    filters: list[dict[str, typing.Any]] = dataclasses.field(default_factory=list)
+    loss_on: str = "all"        # all | assistant (chat formats: loss on assistant turns only)
+    constitution: str = ""      # a constitution YAML: its principles become a system message (chat formats)
 
 
 @dataclass
@@ -213,6 +238,8 @@ def shown(value) -> str:
 
 def _coerce(value, typ, key: str):
     """Check `value` against the annotation `typ`; ints widen to float, numeric strings to float."""
+    if typ is typing.Any:
+        return value  # settings whose keys and types a registry checks (data.filters: foundry.catalog)
     origin = typing.get_origin(typ)
     if origin is list:
         (item,) = typing.get_args(typ)
@@ -291,10 +318,21 @@ def build_dataclass(cls, data: dict, prefix: str = ""):
     return cls(**kwargs)
 
 
-def parse(data: dict) -> Config:
-    """A Config from a dict, keys and types checked. Components are checked by
-    foundry.catalog.from_dict, which every caller outside the catalog uses."""
-    return build_dataclass(Config, data or {})
+def apply_preset(data: dict, presets: dict) -> dict:
+    """`model.preset: NAME` fills the model keys that `data` leaves out from presets[NAME]."""
+    model = data.get("model") if isinstance(data, dict) else None
+    name = model.get("preset") if isinstance(model, dict) else None
+    if not name:
+        return data
+    if name not in presets:
+        raise ConfigError(f"model.preset: unknown {name!r} (valid: {', '.join(sorted(presets))})")
+    return {**data, "model": {**presets[name], **model}}
+
+
+def parse(data: dict, presets: dict | None = None) -> Config:
+    """A Config from a dict, keys and types checked, `model.preset` filled from `presets`.
+    Components are checked by foundry.catalog.from_dict, which every caller outside the catalog uses."""
+    return build_dataclass(Config, apply_preset(data or {}, presets or {}))
 
 
 def to_dict(cfg: Config) -> dict:
@@ -325,7 +363,7 @@ def apply_overrides(data: dict, overrides) -> dict:
     return data
 
 
-def parse_file(path, overrides=()) -> Config:
+def parse_file(path, overrides=(), presets: dict | None = None) -> Config:
     """A Config from a YAML file plus dotted overrides, keys and types checked (see parse)."""
     path = os.fspath(path)
     try:
@@ -340,7 +378,7 @@ def parse_file(path, overrides=()) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return parse(apply_overrides(data, overrides))
+        return parse(apply_overrides(data, overrides), presets)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 

@@ -4,6 +4,7 @@
     write_json(path, data)                       # the same, as indented JSON (NaN and inf as null)
     to_json(data)                                # strict JSON text: NaN and inf as null
     check_writable_dir("runs/x", "--out")        # UserError now, not a traceback after the work
+    with atomic_folder("OUT") as tmp: ...        # fill tmp; renamed to OUT only if the block succeeds
     read_json(path)                              # dict, or None when missing or unreadable
     read_summary(run_dir)                        # RUN/summary.json, or None
     read_progress(run_dir)                       # RUN/progress.json, or {} before it exists
@@ -13,9 +14,11 @@ The ground floor with errors.py: imports nothing else from foundry, so every lay
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import socket
 import tempfile
 
@@ -46,9 +49,13 @@ def _file_mode(path: str) -> int:
     try:
         return os.stat(path).st_mode & 0o7777
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    umask = os.umask(0)   # the only way to read it is to set it: put it back at once
+    os.umask(umask)
+    return umask
 
 
 def finite(data):
@@ -65,6 +72,22 @@ def finite(data):
 def to_json(data, indent: int | None = None, **kwargs) -> str:
     """Strict JSON: NaN and inf become null (json.dumps would write the non-JSON token NaN)."""
     return json.dumps(finite(data), indent=indent, allow_nan=False, **kwargs)
+@contextlib.contextmanager
+def atomic_folder(path):
+    """A temporary folder beside `path`, renamed to `path` when the block ends without an error and
+    removed when it raises: readers see the whole folder or none. An existing `path` is refused."""
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        raise UserError(f"{path}: already exists; choose another output folder")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=f".tmp-{os.path.basename(path)}-")
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())   # mkdtemp makes 0700: follow the umask like mkdir
+        yield tmp
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_json(path, data, indent: int = 2) -> None:

@@ -71,6 +71,8 @@ NEEDS = {
     ("attention", "sliding_window"): {"model": {"window": 5, "n_kv_head": 2}},
     ("attention", "sparse"): {"model": {"window": 4, "stride": 3}},
     ("ffn", "moe"): {"model": {"n_experts": 4, "top_k": 2}},
+    # head_dim 8 has wavelengths 6..6283: an original context of 16 puts them in every band
+    ("position", "llama3_rope"): {"model": {"rope_original_positions": 16, "rope_factor": 4.0}},
     ("loss", "dpo"): {"data": {"source": "prefs.jsonl"}},
 }
 

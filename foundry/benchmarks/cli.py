@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", action="append", default=[], metavar="TASK=PATH",
                    help="file or folder for one task, e.g. gsm8k=test.jsonl, mmlu=DIR (repeatable)")
     p.add_argument("--samples", help="score completions from this JSONL instead of a model (gsm8k, humaneval)")
-    p.add_argument("--ref", help="reference model for the preference task's DPO reward margin")
+    p.add_argument("--ref", help="reference model for the preference and constitution tasks' DPO reward margin")
     p.add_argument("--rank", help="ranking weights, e.g. mmlu=1,gsm8k=2 (default: the checkpoint's eval.rank)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--kind", default="auto", choices=["auto", "foundry", "hf"], help="what TARGET is")
@@ -116,7 +116,7 @@ def eval_main(argv: list[str]) -> int:
         names = [n.strip() for n in names]
         if weights and set(weights) - set(names):  # fail before the work, not after
             raise UserError(f"--rank: weights for tasks not run: {', '.join(sorted(set(weights) - set(names)))}")
-        if "preference" in names and args.ref:
+        if {"preference", "constitution"} & set(names) and args.ref:
             opts.reference = _load(args.ref, args)
         if weights is None and cfg is not None and cfg.eval.rank and set(cfg.eval.rank) <= set(names):
             weights = dict(cfg.eval.rank)

@@ -14,6 +14,7 @@ import time
 
 from foundry.benchmarks.bpb import BitsPerByte
 from foundry.benchmarks.common import EvalOptions
+from foundry.benchmarks.constitution import Constitution
 from foundry.benchmarks.gsm8k import GSM8K
 from foundry.benchmarks.humaneval import HumanEval
 from foundry.benchmarks.mmlu import MMLU, MMLUValidation
@@ -50,6 +51,7 @@ TASKS = {
     "mmlu_val": MMLUValidation,
     "humaneval": HumanEval,
     "preference": Preference,
+    "constitution": Constitution,
     "mqar": MQAR,
     "addition": Addition,
 }

@@ -1,10 +1,10 @@
 """Token cache: tokenized splits as memory-mapped .npy arrays plus a manifest, published atomically.
 
     root = cache_root(cache_dir)              # argument, else $FOUNDRY_CACHE, else ~/.cache/foundry
-    entry = lookup(root, name, key)           # (train, val, manifest, tokenizer_json) or None
-    entry = publish(root, name, key, train, val, manifest, tokenizer_json)
+    entry = lookup(root, name, key)           # (train, val, manifest, tokenizer_json, extra arrays) or None
+    entry = publish(root, name, key, train, val, manifest, tokenizer_json, extra={"train_offsets": ...})
 
-Layout: ROOT/tokens/NAME/{train.npy, val.npy, tokenizer.json, manifest.json}. NAME is
+Layout: ROOT/tokens/NAME/{train.npy, val.npy, tokenizer.json, manifest.json} (+ any extra NAME.npy). NAME is
 "<identity>-<key>": identity names the source and settings, key also covers the source's content
 hash, so a changed source gets a new entry (and publish removes the stale one of the same identity).
 An entry is built in a ".tmp-*" folder and renamed into place in one step: a reader sees a complete
@@ -52,13 +52,15 @@ def lookup(root: str, name: str, key: str):
             tokenizer_json = f.read()
         train = np.load(os.path.join(folder, "train.npy"), mmap_mode="r")
         val = np.load(os.path.join(folder, "val.npy"), mmap_mode="r")
+        extra = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r")
+                 for name in manifest.get("arrays", [])}
     except (OSError, ValueError):
         return None  # absent, or removed by a concurrent rebuild: the caller builds it
     ok = (manifest.get("key") == key
           and manifest.get("tokenizer_sha256") == sha256_text(tokenizer_json)
           and len(train) == manifest.get("train_tokens") and len(val) == manifest.get("val_tokens")
           and str(train.dtype) == manifest.get("dtype") == str(val.dtype))
-    return (train, val, manifest, tokenizer_json) if ok else None
+    return (train, val, manifest, tokenizer_json, extra) if ok else None
 
 
 def _write_npy(path: str, array: np.ndarray) -> None:
@@ -69,8 +71,10 @@ def _write_npy(path: str, array: np.ndarray) -> None:
 
 
 def publish(root: str, name: str, key: str, train: np.ndarray, val: np.ndarray, manifest: dict,
-            tokenizer_json: str):
-    """Write the entry atomically and return it (as lookup would), memory-mapped from disk."""
+            tokenizer_json: str, extra: dict | None = None):
+    """Write the entry atomically and return it (as lookup would), memory-mapped from disk.
+    `extra`: more named arrays (document offsets, a loss mask), stored as NAME.npy beside train.npy."""
+    extra = extra or {}
     tokens_dir = os.path.join(root, "tokens")
     os.makedirs(tokens_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=tokens_dir, prefix=".tmp-")
@@ -78,10 +82,12 @@ def publish(root: str, name: str, key: str, train: np.ndarray, val: np.ndarray, 
     try:
         _write_npy(os.path.join(tmp, "train.npy"), train)
         _write_npy(os.path.join(tmp, "val.npy"), val)
+        for array_name, array in extra.items():
+            _write_npy(os.path.join(tmp, f"{array_name}.npy"), array)
         with open(os.path.join(tmp, "tokenizer.json"), "w", encoding="utf-8") as f:
             f.write(tokenizer_json)
         manifest = dict(manifest, key=key, tokenizer_sha256=sha256_text(tokenizer_json),
-                        dtype=str(train.dtype), train_tokens=len(train), val_tokens=len(val))
+                        dtype=str(train.dtype), train_tokens=len(train), val_tokens=len(val), arrays=sorted(extra))
         with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=1, sort_keys=True)
         if os.path.isdir(final) and lookup(root, name, key) is None:

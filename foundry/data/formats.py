@@ -12,19 +12,24 @@ message replaces alpaca's standard preamble. To add a format, add its template t
 from __future__ import annotations
 
 import functools
+import re
 
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from foundry.errors import UserError
 
+# m.begin / m.end mark the span that carries loss with data.loss_on: assistant (empty otherwise):
+# the assistant's content and its end-of-turn marker, so the model learns to end its turn
 CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.begin }}{{ m.content }}<|im_end|>{{ m.end }}\n"
+    "{% endfor %}"
 )
 
 LLAMA3 = (
     "<|begin_of_text|>{% for m in messages %}"
-    "<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content }}<|eot_id|>{% endfor %}"
+    "<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.begin }}{{ m.content }}<|eot_id|>{{ m.end }}"
+    "{% endfor %}"
 )
 
 ALPACA_PREAMBLE = ("Below is an instruction that describes a task. "
@@ -36,7 +41,7 @@ ALPACA = (
     "{% for ex in examples %}{% if not loop.first %}\n\n{% endif %}"
     "{{ ex.preamble }}\n\n### Instruction:\n{{ ex.instruction }}\n\n"
     "{% if ex.input %}### Input:\n{{ ex.input }}\n\n{% endif %}"
-    "### Response:\n{{ ex.output }}{% endfor %}"
+    "### Response:\n{{ ex.begin }}{{ ex.output }}{{ ex.end }}{% endfor %}"
 )
 
 # our own constant templates; the sandbox keeps record contents inert even so
@@ -101,20 +106,71 @@ def _compiled(fmt: str):
     return _ENV.from_string(FORMATS[fmt])
 
 
-def render_record(fmt: str, record, where: str) -> str:
-    """Training text for one JSONL record in chat format `fmt`; `where` is 'file:line' for errors."""
+def _with_system(record: dict, system: str, where: str) -> dict:
+    """The record as messages with `system` first (before any system message the record has)."""
+    messages = _messages(record, where)
+    if messages[0]["role"] == "system":
+        return {"messages": [{"role": "system", "content": f"{system}\n\n{messages[0]['content']}"}, *messages[1:]]}
+    return {"messages": [{"role": "system", "content": system}, *messages]}
+
+
+def _marked(items: list[dict], key: str, marks: bool) -> list[dict]:
+    """Each item with begin/end: the span markers around assistant output when `marks`, else empty."""
+    out = []
+    for item in items:
+        loss = marks and (item.get("role") == "assistant" or key == "output")
+        out.append({**item, "begin": BEGIN if loss else "", "end": END if loss else ""})
+    return out
+
+
+def render_spans(fmt: str, record, where: str, system: str | None = None) -> tuple[str, list[tuple[int, int]]]:
+    """(text, spans): the training text of a record and the (start, end) character spans of its
+    assistant turns (content and end-of-turn marker), the part data.loss_on: assistant trains on.
+    `system` (a constitution) becomes the first system message."""
     if fmt not in FORMATS:
         raise UserError(f"data.format: unknown {fmt!r} (valid: {', '.join(sorted(FORMATS))})")
     if not isinstance(record, dict):
         raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    if system:
+        record = _with_system(record, system, where)
     template = _compiled(fmt)
     if fmt == "alpaca":
-        return template.render(examples=_alpaca_examples(record, where))
-    return template.render(messages=_messages(record, where))
+        items = _marked(_alpaca_examples(record, where), "output", True)
+        marked = template.render(examples=items)
+    else:
+        items = _marked(_messages(record, where), "content", True)
+        marked = template.render(messages=items)
+    turns = sum(1 for item in items if item["begin"])
+    if marked.count(BEGIN) != turns or marked.count(END) != turns:
+        raise UserError(f"{where}: the record contains the private-use characters U+E000/U+E001 that mark turns")
+    text, spans, length = [], [], 0
+    for piece in re.split(f"([{BEGIN}{END}])", marked):
+        if piece == BEGIN:
+            start = length
+        elif piece == END:
+            spans.append((start, length))
+        else:
+            text.append(piece)
+            length += len(piece)
+    return "".join(text), spans
 
+
+def render_record(fmt: str, record, where: str, system: str | None = None) -> str:
+    """Training text for one JSONL record in chat format `fmt`; `where` is 'file:line' for errors."""
+    return render_spans(fmt, record, where, system)[0]
+
+
+BEGIN, END = "\ue000", "\ue001"  # private-use characters marking assistant spans while rendering
 
 FORMATS = {
     "chatml": CHATML,
     "llama3": LLAMA3,
     "alpaca": ALPACA,
+}
+
+# the markers each format's text is built from; a BPE tokenizer keeps each as one special token
+SPECIAL_TOKENS = {
+    "chatml": ("<|im_start|>", "<|im_end|>"),
+    "llama3": ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
+    "alpaca": ("### Instruction:", "### Input:", "### Response:"),
 }

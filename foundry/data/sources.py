@@ -5,6 +5,7 @@
     src = read_source("corpus/")  or  read_source("corpus/*.md")  # a folder (recursive) or a glob
     src = read_source("chats.jsonl", field="text")                # one document per JSONL record
     src = read_source("chats.jsonl", fmt="chatml")                # records rendered by a chat template
+    src.spans                                                     # ... and where their assistant turns are
     src.documents, src.hash, src.meta
 
 How a source string is read, in order: the word `builtin`; a string with glob characters (* ? [);
@@ -21,7 +22,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from foundry.data.formats import render_record
+from foundry.data.formats import render_spans
 from foundry.errors import UserError
 
 # cap for the built-in corpus: every top-level stdlib module fits on CPython 3.10-3.13 (~4-5 MB)
@@ -34,6 +35,7 @@ class Source:
     documents: list[str]
     hash: str                      # sha256 over the names and contents that were read
     meta: dict = field(default_factory=dict)
+    spans: list | None = None      # chat formats: per document, the (start, end) chars of assistant turns
 
 
 def expand_path(spec: str, key: str = "data.source") -> str:
@@ -106,11 +108,12 @@ def _folder_files(folder: str) -> list[str]:
     return sorted(out, key=lambda p: os.path.relpath(p, folder))
 
 
-def read_jsonl(path: str, field: str = "text", fmt: str = "none") -> Source:
-    """One document per record: record[field], or the record rendered in chat format `fmt`."""
+def read_jsonl(path: str, field: str = "text", fmt: str = "none", system: str | None = None) -> Source:
+    """One document per record: record[field], or the record rendered in chat format `fmt`
+    (with `system`, a constitution's principles, as its first system message)."""
     digest = hashlib.sha256()
     text = _read_text(path, digest)
-    documents = []
+    documents, spans = [], []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -120,17 +123,21 @@ def read_jsonl(path: str, field: str = "text", fmt: str = "none") -> Source:
         except json.JSONDecodeError as e:
             raise UserError(f"{where}: invalid JSON ({e.msg})") from None
         if fmt != "none":
-            documents.append(render_record(fmt, record, where))
+            rendered, turns = render_spans(fmt, record, where, system)
+            documents.append(rendered)
+            spans.append(turns)
         elif not isinstance(record, dict) or not isinstance(record.get(field), str):
             raise UserError(f"{where}: expected an object with a string field {field!r} (data.field)")
         else:
             documents.append(record[field])
     if not documents:
         raise UserError(f"{path}: no records")
-    return Source("jsonl", documents, digest.hexdigest(), {"records": len(documents)})
+    if system:
+        digest.update(b"system\0" + system.encode())
+    return Source("jsonl", documents, digest.hexdigest(), {"records": len(documents)}, spans if fmt != "none" else None)
 
 
-def read_source(spec: str, field: str = "text", fmt: str = "none") -> Source:
+def read_source(spec: str, field: str = "text", fmt: str = "none", system: str | None = None) -> Source:
     """Read `data.source`; see the module docstring for how the string is interpreted."""
     if spec == "builtin":
         source = read_builtin()
@@ -143,7 +150,7 @@ def read_source(spec: str, field: str = "text", fmt: str = "none") -> Source:
         elif not os.path.exists(path):
             raise UserError(f"data.source: {path} does not exist" + (f" (from {spec!r})" if path != spec else ""))
         elif path.endswith(".jsonl"):
-            source = read_jsonl(path, field, fmt)
+            source = read_jsonl(path, field, fmt, system)
         else:
             source = _read_files("text", [path], spec)
     if fmt != "none" and source.kind != "jsonl":

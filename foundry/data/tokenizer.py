@@ -1,13 +1,17 @@
-"""Tokenizers: `byte` (256 symbols, the default), `char` (the corpus's characters), `bpe` (byte-level BPE).
+"""Tokenizers: `byte` (256 symbols, the default), `char` (the corpus's characters), `bpe` (byte-level BPE),
+`hf` (a Hugging Face tokenizer.json used as it is: imported models' tokenizers).
 
     tok = build_tokenizer("char", corpus_text)          # or "byte", "bpe" (bpe_vocab_size=512)
     ids = tok.encode("hello"); tok.decode(ids) == "hello"
     tok2 = tokenizer_from_json(tok.to_json())           # rebuilds it exactly (saved with checkpoints)
 
+    hf = tok.to_hf()                                    # any kind as an HFTokenizer (foundry zoo export)
+
 Every tokenizer has encode(str) -> list[int], decode(list[int]) -> str, encode_array(str) -> np.ndarray
-(the fast path used to build the token cache), vocab_size, name and to_json(). To add a kind, write a
-class with those members plus `train(text, bpe_vocab_size)` and `from_dict(dict)` classmethods and add
-it to TOKENIZERS at the end of this file.
+(the fast path used to build the token cache), vocab_size, name, to_json() and to_hf(). To add a kind,
+write a class with those members plus `train(text, bpe_vocab_size, special_tokens)` and `from_dict(dict)`
+classmethods and add it to TOKENIZERS at the end of this file. `hf` (hf_tokenizer.py) is the one kind that
+is never trained: the data pipeline loads it from `data.tokenizer_path`.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import re
 
 import numpy as np
 
+from foundry.data.hf_tokenizer import HFTokenizer, hf_from_vocab
 from foundry.errors import UserError
 
 BPE_CHUNK_CHARS = 1 << 16
@@ -29,7 +34,7 @@ class ByteTokenizer:
     vocab_size = 256
 
     @classmethod
-    def train(cls, text: str, bpe_vocab_size: int = 0) -> "ByteTokenizer":
+    def train(cls, text: str, bpe_vocab_size: int = 0, special_tokens=()) -> "ByteTokenizer":
         return cls()
 
     @classmethod
@@ -48,6 +53,15 @@ class ByteTokenizer:
 
     def to_json(self) -> str:
         return json.dumps({"kind": self.name})
+
+    def to_hf(self) -> "HFTokenizer":
+        """Byte-level BPE with no merges whose ids are the UTF-8 bytes (GPT-2's byte-to-unicode map)."""
+        printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+        others = [b for b in range(256) if b not in printable]
+        chars = {b: chr(b) for b in printable} | {b: chr(256 + i) for i, b in enumerate(others)}
+        from tokenizers import decoders, pre_tokenizers
+        return hf_from_vocab({chars[b]: b for b in range(256)},
+                              pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False), decoders.ByteLevel())
 
     def __eq__(self, other) -> bool:
         return isinstance(other, ByteTokenizer)
@@ -68,7 +82,7 @@ class CharTokenizer:
         self._index = {c: i for i, c in enumerate(self.chars)}
 
     @classmethod
-    def train(cls, text: str, bpe_vocab_size: int = 0) -> "CharTokenizer":
+    def train(cls, text: str, bpe_vocab_size: int = 0, special_tokens=()) -> "CharTokenizer":
         return cls("".join(set(text)))
 
     @classmethod
@@ -95,6 +109,11 @@ class CharTokenizer:
     def to_json(self) -> str:
         return json.dumps({"kind": self.name, "chars": self.chars})
 
+    def to_hf(self) -> "HFTokenizer":
+        """A BPE with no merges over one token per character (characters outside it are dropped)."""
+        from tokenizers import decoders
+        return hf_from_vocab({c: i for i, c in enumerate(self.chars)}, None, decoders.Fuse())
+
     def __eq__(self, other) -> bool:
         return isinstance(other, CharTokenizer) and other.chars == self.chars
 
@@ -109,7 +128,8 @@ class BpeTokenizer:
         self.vocab_size = hf_tokenizer.get_vocab_size()
 
     @classmethod
-    def train(cls, text: str, bpe_vocab_size: int = 512) -> "BpeTokenizer":
+    def train(cls, text: str, bpe_vocab_size: int = 512, special_tokens=()) -> "BpeTokenizer":
+        """`special_tokens` (a chat format's markers) become atomic tokens: ids 0.., never split or merged."""
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
         alphabet = pre_tokenizers.ByteLevel.alphabet()
@@ -119,7 +139,7 @@ class BpeTokenizer:
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=bpe_vocab_size, initial_alphabet=alphabet,
-                                      show_progress=False, special_tokens=[])
+                                      show_progress=False, special_tokens=list(special_tokens))
         # feed lines so the trainer's word counting stays small and deterministic
         tok.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
         return cls(tok)
@@ -155,13 +175,16 @@ class BpeTokenizer:
     def to_json(self) -> str:
         return json.dumps({"kind": self.name, "tokenizer": json.loads(self._tok.to_str())})
 
+    def to_hf(self) -> "HFTokenizer":
+        return HFTokenizer(json.loads(self._tok.to_str()))
+
     def __eq__(self, other) -> bool:
         return isinstance(other, BpeTokenizer) and other.to_json() == self.to_json()
 
 
-def build_tokenizer(kind: str, text: str, bpe_vocab_size: int = 512):
-    """Train (or just create) a tokenizer of `kind` on `text`."""
-    return _lookup(kind).train(text, bpe_vocab_size)
+def build_tokenizer(kind: str, text: str, bpe_vocab_size: int = 512, special_tokens=()):
+    """Train (or just create) a tokenizer of `kind` on `text`; bpe keeps `special_tokens` atomic."""
+    return _lookup(kind).train(text, bpe_vocab_size, special_tokens)
 
 
 def tokenizer_from_json(text: str):
@@ -185,4 +208,5 @@ TOKENIZERS = {
     "byte": ByteTokenizer,
     "char": CharTokenizer,
     "bpe": BpeTokenizer,
+    "hf": HFTokenizer,
 }

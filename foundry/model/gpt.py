@@ -6,6 +6,7 @@ the components keep the contract in foundry/model/protocols.py:
 
     model = GPT(cfg.model)                     # cfg.model.vocab_size must be set
     logits = model(idx)                        # (B, T) -> (B, T, vocab)
+    logits = model(rows, doc_ids=doc_ids)      # packed rows: no attention across documents
     out = model.generate(idx, 50, temperature=0.8, top_k=40, stop_tokens={0})
     model.num_params(), model.flops_per_token()
 """
@@ -20,6 +21,7 @@ from torch.utils.checkpoint import checkpoint
 
 from foundry.config import layer_config
 from foundry.model.modules import ATTENTION, FFNS, NORMS, POSITIONS
+from foundry.model.modules.masks import packed_documents
 
 
 class Block(nn.Module):
@@ -33,8 +35,8 @@ class Block(nn.Module):
         self.ffn = FFNS[cfg.ffn](cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x, position, cache=None, start=0):  # (B, T, C) -> (B, T, C)
-        x = x + self.drop(self.attn(self.norm1(x), position, cache, start))
+    def forward(self, x, position, cache=None, start=0, documents=None):  # (B, T, C) -> (B, T, C)
+        x = x + self.drop(self.attn(self.norm1(x), position, cache, start, documents))
         return x + self.drop(self.ffn(self.norm2(x)))
 
 
@@ -69,13 +71,18 @@ class GPT(nn.Module):
         """The linear layers that write into the residual stream, as each component lists them."""
         return [p for b in self.blocks for p in b.attn.residual_projections() + b.ffn.residual_projections()]
 
-    def forward(self, idx, caches=None, start=0):
-        """idx (B, T) token ids -> logits (B, T, vocab). `caches`: one dict per layer, for generation."""
+    def forward(self, idx, caches=None, start=0, doc_ids=None):
+        """idx (B, T) token ids -> logits (B, T, vocab). `caches`: one dict per layer, for generation.
+        `doc_ids` (B, T): packed rows, one id per document (contiguous runs); attention stays inside
+        a document and positions restart at each document's first token."""
         B, T = idx.shape
         if start + T > self.cfg.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.cfg.block_size}")
+        if doc_ids is not None and (caches is not None or start):
+            raise ValueError("doc_ids (packed rows) is for training and scoring, not cached generation")
+        documents = packed_documents(doc_ids) if doc_ids is not None else None
         x = self.wte(idx)  # (B, T, C)
-        pos = torch.arange(start, start + T, device=idx.device)
+        pos = torch.arange(start, start + T, device=idx.device) if documents is None else documents.positions[:, 0]
         pos_emb = self.position.embed(pos)
         if pos_emb is not None:
             x = x + pos_emb
@@ -83,9 +90,9 @@ class GPT(nn.Module):
         for i, block in enumerate(self.blocks):
             cache = caches[i] if caches is not None else None
             if self.cfg.gradient_checkpointing and self.training:
-                x = checkpoint(block, x, self.position, cache, start, use_reentrant=False)
+                x = checkpoint(block, x, self.position, cache, start, documents, use_reentrant=False)
             else:
-                x = block(x, self.position, cache, start)
+                x = block(x, self.position, cache, start, documents)
         return self.lm_head(self.norm_f(x))
 
     def aux_loss(self):

@@ -4,9 +4,12 @@ Every registered component subclasses the base class of its kind, so the GPT cal
 instead of guessing from attributes. Constructor signatures, one per kind (`cfg` is the
 layer's ModelConfig: the model-wide settings with `model.layers` applied):
 
-    Attention(cfg)      forward(x (B, T, C), position, cache: dict | None, start: int) -> (B, T, C)
+    Attention(cfg)      forward(x (B, T, C), position, cache: dict | None, start: int,
+                                documents: masks.Documents | None) -> (B, T, C)
                         `cache` is this layer's dict for generation: the component stores what it
                         needs (keys/values, a latent, a state) and reads it back on the next call.
+                        `documents` (packed rows, data.packing: bin; never with a cache): use its
+                        per-document positions and never attend across its `same` mask.
     MLP(cfg)            forward(x (B, T, C)) -> (B, T, C); the kind `model.activation` names
     FeedForward(cfg)    forward(x (B, T, C)) -> (B, T, C); `model.ffn`: dense or a mixture of MLPs
     Norm(dim, cfg)      forward(x (..., dim)) -> (..., dim)
@@ -31,7 +34,7 @@ class Component(nn.Module):
 
 
 class Attention(Component):
-    def forward(self, x, position, cache=None, start=0):  # (B, T, C) -> (B, T, C)
+    def forward(self, x, position, cache=None, start=0, documents=None):  # (B, T, C) -> (B, T, C)
         raise NotImplementedError
 
     def residual_projections(self) -> list[nn.Linear]:
@@ -76,6 +79,8 @@ class Position(Component):
         embed(pos)                   -> (T, C) added to token embeddings, or None
         rotate(q, k, q_pos, k_pos)   -> q, k rotated by position (B, H, T, D each)
         bias(n_head, q_pos, k_pos)   -> additive attention bias (H, Tq, Tk), or None
+    Packed rows pass per-row positions, (B, T) to embed and (B, 1, T) to rotate and bias
+    (which then returns (B, H, T, T)): leading dimensions broadcast.
     and says which of its weights are embedding tables (free lookups, not counted in FLOPs)."""
 
     def __init__(self, cfg):

@@ -18,7 +18,7 @@ from foundry.config import Config, ConfigError, config_hash
 from foundry.errors import UserError
 from foundry.mutate.architecture import ARCHITECTURE
 from foundry.mutate.data import DATA
-from foundry.mutate.edit import NotApplicable
+from foundry.mutate.edit import NotApplicable, fixed_weights_reason
 from foundry.mutate.training import TRAINING
 
 MUTATIONS = {**ARCHITECTURE, **TRAINING, **DATA}
@@ -62,6 +62,9 @@ def apply(cfg: Config, mutation_type: str, variant: str) -> Config:
         raise UserError(f"mutation {tag} gives an invalid config from {cfg.name}: {e}") from None
     if config_hash(child) == config_hash(cfg):
         raise NoOpMutation(f"mutation {tag} changes nothing in {cfg.name}")
+    reason = fixed_weights_reason(cfg, child)
+    if reason:
+        raise NotApplicable(f"mutation {tag} does not apply to {cfg.name}: {reason}")
     child.parent = cfg.name
     child.mutations = [*cfg.mutations, tag]
     child.name = f"{cfg.name}-{mutation_type}_{variant}"

@@ -77,6 +77,8 @@ def heads(cfg, variant):
 
 def mlp_ratio(cfg, variant):
     """Hidden width of the MLP as a multiple of n_embd."""
+    if cfg.model.mlp_hidden:
+        raise NotApplicable(f"model.mlp_hidden={cfg.model.mlp_hidden} sets the MLP width; mlp_ratio is not read")
     return with_values(cfg, {"model.mlp_ratio": float(variant)})
 
 

@@ -45,7 +45,6 @@ from foundry.weights.checkpoint import (
 )
 from foundry.weights.lora import apply_lora
 
-
 COMPILE_WARMUP_STEPS = 3  # with train.compile: steps whose time includes compilation
 
 
@@ -145,6 +144,7 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
     lr = lr_at(cfg, s.step, cfg.max_steps(), s.progress_fraction())
     for group in s.optimizer.param_groups:
         group["lr"] = lr
+    s.objective.progress = s.progress_fraction()  # what a curriculum's schedule reads
     loss_sum = torch.zeros((), device=s.device)  # summed on the device: one host sync per step, not per micro-step
     for micro in range(cfg.train.grad_accum):
         inner = micro < cfg.train.grad_accum - 1  # gradients are synchronised on the last micro-step only

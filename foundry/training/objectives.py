@@ -7,7 +7,9 @@
 `train.loss` picks the loss and the loss names its objective (`objective` on the loss class,
 registry OBJECTIVES at the end): `next_token`, or `preference` (dpo), which trains on
 {prompt, chosen, rejected} JSONL records against a frozen copy of the starting weights.
-Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log.
+Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log, and a
+`progress` attribute (share of the budget done, 0..1) that the loop sets before each step, so a
+curriculum (`data.curriculum`) can change what batches contain as training goes on.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import hashlib
 
 import torch
 
-from foundry.data import build_tokenizer, get_batch, load_dataset, load_preference_pairs
+from foundry.data import build_tokenizer, load_dataset, load_preference_pairs
+from foundry.data.curriculum import NEEDS_REFERENCE, available_share
+from foundry.data.packing import PACKINGS
 from foundry.errors import UserError
 from foundry.evaluation import val_metrics
 from foundry.hardware import autocast
@@ -23,12 +27,20 @@ from foundry.training.losses import LOSSES
 
 
 class NextToken:
+    progress = 0.0
+
     def __init__(self, cfg, device, tokenizer=None):
         self.cfg, self.device = cfg, device
-        self.data = load_dataset(cfg.data)
+        reference = None
+        if cfg.data.curriculum.by in NEEDS_REFERENCE:
+            from foundry.training.reference import Reference
+            reference = Reference(cfg.data.curriculum.reference, device=str(device))
+        self.data = load_dataset(cfg.data, reference=reference)
         if tokenizer is not None and tokenizer.to_json() != self.data.tokenizer.to_json():
+            hint = (f" (an {tokenizer.name} tokenizer: data.tokenizer=hf data.tokenizer_path={cfg.train.init_from})"
+                    if tokenizer.name == "hf" else "")
             raise UserError("train.init_from: the checkpoint's tokenizer differs from data.tokenizer's "
-                            "on data.source; fine-tune with the same tokenizer")
+                            f"on data.source; fine-tune with the same tokenizer{hint}")
         self.tokenizer, self.meta = self.data.tokenizer, self.data.meta
         self.loss_fn = LOSSES[cfg.train.loss](cfg.train)
         for split in ("train", "val"):
@@ -36,6 +48,9 @@ class NextToken:
             if n <= cfg.model.block_size + 1:
                 raise UserError(f"data: the {split} split has {n} tokens, too few for "
                                 f"model.block_size={cfg.model.block_size}")
+        self.sampler = PACKINGS[cfg.data.packing](self.data, cfg.model.block_size, cfg.data.curriculum.by != "none")
+        if cfg.data.packing != "random":
+            self.meta = dict(self.meta, packing=self.sampler.stats)  # the waste, in the run summary
         self.description = f"{len(self.data.train):,} train / {len(self.data.val):,} val tokens"
 
     def start(self, model):
@@ -44,10 +59,14 @@ class NextToken:
     def stats(self) -> dict:
         return {}
 
+    def batch(self, rng):
+        """(x, y, doc_ids or None) of one micro-batch at the current progress (the curriculum's share)."""
+        share = available_share(self.cfg.data.curriculum, self.progress)
+        return self.sampler.batch(self.cfg.train.batch_size, rng, share)
+
     def micro_loss(self, model, rng):
-        x, y = get_batch(self.data.train, self.cfg.train.batch_size, self.cfg.model.block_size, rng)
-        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        return self.loss_fn(model(x), y)
+        x, y, doc_ids = (t.to(self.device, non_blocking=True) if t is not None else None for t in self.batch(rng))
+        return self.loss_fn(model(x) if doc_ids is None else model(x, doc_ids=doc_ids), y)
 
     def evaluate(self, model):
         return val_metrics(model, self.data.val, self.cfg, self.data.val_bytes_per_token, self.device)
@@ -55,6 +74,7 @@ class NextToken:
 
 class Preference:
     """DPO: the reference is the model as it stands when training starts (after init_from)."""
+    progress = 0.0
 
     def __init__(self, cfg, device, tokenizer=None):
         from foundry.training import dpo

@@ -145,7 +145,7 @@ def load_start_weights(model, weights, where) -> None:
 def load_model(path, device="cpu", use_ema=True):
     """(model, tokenizer, cfg) from a run dir or checkpoint folder, in eval mode."""
     from foundry.data import tokenizer_from_json
-    from foundry.model.gpt import GPT
+    from foundry.model.shapes import meta_model
     from foundry.weights.lora import apply_lora
 
     folder = checkpoint_dir(path)
@@ -160,7 +160,10 @@ def load_model(path, device="cpu", use_ema=True):
             tokenizer = tokenizer_from_json(f.read())
     except Exception as e:   # not JSON, not UTF-8, an unknown kind: a damaged file
         raise UserError(f"{tokenizer_path}: damaged ({type(e).__name__}: {str(e)[:160]})") from None
-    model = apply_lora(GPT(cfg.model), cfg.train)
+    # built without its random init (every weight comes from the file; strict loading checks that)
+    model = apply_lora(meta_model(cfg.model), cfg.train).to_empty(device="cpu")
+    if cfg.model.tie_embeddings:  # to_empty gives every parameter its own storage: tie them again
+        model.lm_head.weight = model.wte.weight
     weights = os.path.join(folder, "ema.safetensors")
     if not (use_ema and os.path.exists(weights)):
         weights = os.path.join(folder, "model.safetensors")

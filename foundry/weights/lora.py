@@ -4,6 +4,8 @@
 
 Used by the trainer (usually with train.init_from, to fine-tune a checkpoint) and by
 checkpoint.load_model, which rebuilds the same adapters before loading the weights.
+merged_weights(reader, train_cfg) reads a LoRA checkpoint's tensors with the adapters merged in,
+one at a time (foundry zoo export).
 """
 from torch import nn
 
@@ -22,3 +24,36 @@ def apply_lora(model, train_cfg):
     for name, param in model.named_parameters():
         param.requires_grad_("lora_" in name)
     return model
+
+
+ADAPTER = "default"  # the adapter name inject_adapter_in_model gives; checkpoints hold X.lora_A.default.weight
+
+
+def lora_modules(names) -> list[str]:
+    """The modules of a checkpoint's tensor names that carry LoRA adapters."""
+    return sorted({n.rsplit(".lora_A.", 1)[0] for n in names if ".lora_A." in n})
+
+
+def base_name(name: str) -> str:
+    """A checkpoint name without peft's wrapper: X.base_layer.weight -> X.weight."""
+    return name.replace(".base_layer.", ".")
+
+
+def merged_weights(reader, train_cfg):
+    """(specs, get): the plain model's {name: (dtype, shape)} and a function returning each tensor
+    with its LoRA update merged in (W + alpha / r * B @ A, in fp32, cast back), read on demand from
+    `reader` (a foundry.weights.tensors.TensorReader over a checkpoint)."""
+    names = set(reader.names())
+    scale = train_cfg.lora_alpha / train_cfg.lora_rank if train_cfg.lora_rank else 0.0
+    stored = {base_name(n): n for n in names if ".lora_" not in n}
+    specs = {plain: reader.spec(n) for plain, n in stored.items()}
+
+    def get(name):
+        tensor = reader.get(stored[name])
+        module = name.rsplit(".", 1)[0]
+        if name.endswith(".weight") and f"{module}.lora_A.{ADAPTER}.weight" in names:
+            a = reader.get(f"{module}.lora_A.{ADAPTER}.weight").float()  # (r, in)
+            b = reader.get(f"{module}.lora_B.{ADAPTER}.weight").float()  # (out, r)
+            tensor = (tensor.float() + scale * (b @ a)).to(tensor.dtype)
+        return tensor
+    return specs, get

@@ -14,8 +14,10 @@ from foundry.model.gpt import GPT
 
 
 def tiny_config(block_size: int = 64):
+    # fp32: the scoring tests compare batched and direct computations to 1e-4; `auto` would be bf16
+    # on a CPU with AMX / AVX512-BF16 (foundry.hardware.compute_dtype)
     return catalog.from_dict({"model": {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": block_size,
-                                       "vocab_size": 256}, "budget": {"steps": 1}})
+                                       "vocab_size": 256}, "train": {"dtype": "fp32"}, "budget": {"steps": 1}})
 
 
 @pytest.fixture

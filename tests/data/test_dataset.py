@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from foundry.config import DataConfig
+from foundry.config import CurriculumConfig, DataConfig
 from foundry.data import (
     DOCUMENT_SEPARATOR,
     get_batch,
@@ -134,7 +134,7 @@ def test_bpe_dataset_saves_and_reloads_its_tokenizer(text_file, tmp_path):
     assert tokenizer_from_json(first.tokenizer.to_json()).encode(TEXT) == first.tokenizer.encode(TEXT)
 
 
-def test_jsonl_chat_format_and_short_first_curriculum(tmp_path):
+def test_jsonl_chat_format_and_length_curriculum(tmp_path):
     answers = ["x" * n for n in (30, 5, 50, 10, 20, 40, 8, 60, 15, 25)]
     rows = [{"instruction": f"Q{i}", "output": a} for i, a in enumerate(answers)]
     path = tmp_path / "chats.jsonl"
@@ -142,13 +142,14 @@ def test_jsonl_chat_format_and_short_first_curriculum(tmp_path):
     plain = load_dataset(DataConfig(source=str(path), format="llama3", val_fraction=0.2), cache_dir=tmp_path / "c")
     text = plain.tokenizer.decode(plain.train.tolist())
     assert text.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ0<|eot_id|>")
-    ordered = load_dataset(DataConfig(source=str(path), format="llama3", val_fraction=0.2, curriculum="short_first"),
+    ordered = load_dataset(DataConfig(source=str(path), format="llama3", val_fraction=0.2,
+                                       curriculum=CurriculumConfig(by="length")),
                            cache_dir=tmp_path / "c")
     stream = ordered.tokenizer.decode(ordered.train.tolist())
     docs = [d.removesuffix(DOCUMENT_SEPARATOR) for d in stream.split("<|begin_of_text|>")[1:]]
     assert [len(d) for d in docs] == sorted(len(d) for d in docs) and "Q1<" in docs[0]
     assert np.array_equal(ordered.val, plain.val)            # the curriculum never touches validation
-    assert ordered.meta["curriculum"] == "short_first" and ordered.meta["format"] == "llama3"
+    assert ordered.meta["curriculum"] == "length" and ordered.meta["format"] == "llama3"
 
 
 def test_get_batch_shapes_shift_and_determinism():

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from foundry.data import TOKENIZERS, build_tokenizer, tokenizer_from_json
+from foundry.data import TOKENIZERS, HFTokenizer, build_tokenizer, load_tokenizer_file, tokenizer_from_json
 from foundry.errors import UserError
 
 CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
@@ -12,9 +12,16 @@ CORPUS = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
 SAMPLES = ["hear me speak", "def f(x):\n    return x", "", "  spaces  and  newlines\n\n"]
 
 
+def make(kind):
+    """A tokenizer of `kind` for CORPUS; hf is loaded, never trained: a trained BPE's tokenizer.json."""
+    if kind == "hf":
+        return build_tokenizer("bpe", CORPUS, bpe_vocab_size=300).to_hf()
+    return build_tokenizer(kind, CORPUS, bpe_vocab_size=300)
+
+
 @pytest.mark.parametrize("kind", sorted(TOKENIZERS))
 def test_round_trip_and_json(kind):
-    tok = build_tokenizer(kind, CORPUS, bpe_vocab_size=300)
+    tok = make(kind)
     assert tok.name == kind
     for text in SAMPLES + [CORPUS]:
         ids = tok.encode(text)
@@ -76,3 +83,38 @@ def test_bpe_parallel_chunks_encode_exactly_like_one_call(monkeypatch):
     text = "".join(f"class C{i}:\n    def f(self):\n\n        return {i}  \n  \n" for i in range(300))
     monkeypatch.setattr(tokenizer_module, "BPE_CHUNK_CHARS", 100)   # force hundreds of chunks
     assert tok.encode_array(text).tolist() == tok.encode(text)
+
+
+@pytest.mark.parametrize("kind", sorted(TOKENIZERS))
+def test_every_kind_exports_as_an_equivalent_tokenizer_json(kind, tmp_path):
+    """to_hf() (what foundry zoo export writes) gives the same ids as the tokenizer itself, and
+    transformers reads the file back to the same ids."""
+    from transformers import PreTrainedTokenizerFast
+    tok = make(kind)
+    hf = tok.to_hf()
+    assert isinstance(hf, HFTokenizer) and hf.vocab_size == tok.vocab_size
+    (tmp_path / "tokenizer.json").write_text(json.dumps(hf.spec))
+    loaded = PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+    for text in SAMPLES + [CORPUS]:
+        assert hf.encode(text) == tok.encode(text)
+        assert loaded(text, add_special_tokens=False)["input_ids"] == tok.encode(text)
+        assert hf.decode(tok.encode(text)) == text
+
+
+def test_hf_tokenizer_loads_from_files_and_folders_and_is_never_trained(tmp_path):
+    hf = make("hf")
+    hf.special["eos_token"] = hf.id_to_token(5)
+    (tmp_path / "tokenizer.json").write_text(json.dumps(hf.spec))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"eos_token": {"content": hf.id_to_token(5)}}))
+    (tmp_path / "run" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoint" / "tokenizer.json").write_text(hf.to_json())
+    for path in (tmp_path, tmp_path / "tokenizer.json", tmp_path / "run", tmp_path / "run" / "checkpoint"):
+        loaded = load_tokenizer_file(str(path))
+        assert loaded == hf and loaded.token_id("eos_token") == 5
+    (tmp_path / "byte.json").write_text(build_tokenizer("byte", "").to_json())
+    with pytest.raises(UserError, match="holds a 'byte' tokenizer; set data.tokenizer: byte"):
+        load_tokenizer_file(str(tmp_path / "byte.json"))
+    with pytest.raises(UserError, match="is not a tokenizer.json or a folder holding one"):
+        load_tokenizer_file(str(tmp_path / "missing"))
+    with pytest.raises(UserError, match="never trained"):
+        build_tokenizer("hf", CORPUS)

@@ -85,6 +85,9 @@ with component_file("learned.py"):
 with component_file("rope.py"):
     from foundry.model.modules import rope
     POSITIONS.update(rope.POSITIONS)
+with component_file("llama3_rope.py"):
+    from foundry.model.modules import llama3_rope
+    POSITIONS.update(llama3_rope.POSITIONS)
 with component_file("alibi.py"):
     from foundry.model.modules import alibi
     POSITIONS.update(alibi.POSITIONS)

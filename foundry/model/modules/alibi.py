@@ -26,9 +26,9 @@ class ALiBiPosition(Position):
         super().__init__(cfg)
         self.slopes = alibi_slopes(cfg.n_head)
 
-    def bias(self, n_head, q_pos, k_pos):  # (Tq,), (Tk,) -> (H, Tq, Tk)
+    def bias(self, n_head, q_pos, k_pos):  # (Tq,), (Tk,) -> (H, Tq, Tk); packed (B, 1, T) -> (B, H, T, T)
         slopes = torch.tensor(self.slopes, device=q_pos.device)  # (H,)
-        distance = (q_pos[:, None] - k_pos[None, :]).clamp(min=0).float()  # (Tq, Tk); future is masked anyway
+        distance = (q_pos[..., :, None] - k_pos[..., None, :]).clamp(min=0).float()  # (Tq, Tk); future is masked anyway
         return -slopes[:, None, None] * distance
 
 

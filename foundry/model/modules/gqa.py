@@ -3,12 +3,13 @@
 `mha`: every query head has its own key/value head (n_kv_head = n_head).
 `gqa`: n_kv_head groups shared by n_head // n_kv_head query heads each; 1 = multi-query.
 Generation passes a per-layer `cache` dict that holds the keys and values seen so far.
+`model.qkv_bias` gives the query/key/value projections biases and the output none (Qwen2);
+`model.bias` gives all of them one.
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from foundry.model.modules.masks import attention_mask, causal_mask
+from foundry.model.modules.masks import attention_mask, causal_mask, sdpa
 from foundry.model.protocols import Attention
 
 
@@ -18,8 +19,9 @@ class GroupedQueryAttention(Attention):
     def __init__(self, cfg):
         super().__init__()
         self.n_head, self.n_kv, self.head_dim = cfg.n_head, cfg.kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * self.head_dim, bias=cfg.bias)
-        self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv * self.head_dim, bias=cfg.bias)
+        qkv_bias = cfg.bias or cfg.qkv_bias
+        self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * self.head_dim, bias=qkv_bias)
+        self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv * self.head_dim, bias=qkv_bias)  # [k; v]
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.q_norm = self.k_norm = None
         if cfg.qk_norm:
@@ -28,35 +30,37 @@ class GroupedQueryAttention(Attention):
             self.k_norm = NORMS[cfg.norm](self.head_dim, cfg)
         self.dropout = cfg.dropout
 
-    def forward(self, x, position, cache=None, start=0):
+    def forward(self, x, position, cache=None, start=0, documents=None):
         B, T, C = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k, v = self.kv_proj(x).view(B, T, 2, self.n_kv, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, Hkv, T, D)
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
-        q_pos = torch.arange(start, start + T, device=x.device)
+        # (T,) absolute positions; in packed rows (B, 1, T) positions within each document
+        q_pos = torch.arange(start, start + T, device=x.device) if documents is None else documents.positions
         q, k = position.rotate(q, k, q_pos, q_pos)
         if cache is not None:
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
-        k_pos = torch.arange(k.shape[2], device=x.device)
-        y = self.attend(q, k, v, position, q_pos, k_pos)
+        k_pos = torch.arange(k.shape[2], device=x.device) if documents is None else q_pos
+        y = self.attend(q, k, v, position, q_pos, k_pos, documents)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
     def residual_projections(self):
         return [self.c_proj]
 
-    def attend(self, q, k, v, position, q_pos, k_pos):
-        """q (B, H, Tq, D), k/v (B, Hkv, Tk, D) -> (B, H, Tq, D)."""
+    def attend(self, q, k, v, position, q_pos, k_pos, documents=None):
+        """q (B, H, Tq, D), k/v (B, Hkv, Tk, D) -> (B, H, Tq, D); `documents` keeps packed rows apart."""
         bias = position.bias(self.n_head, q_pos, k_pos)
         dropout = self.dropout if self.training else 0.0
         gqa = self.n_kv != self.n_head
-        if bias is None and not self.window and q.shape[2] == k.shape[2]:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout,
+        if bias is None and not self.window and q.shape[2] == k.shape[2] and documents is None:
+            return sdpa(q, k, v, is_causal=True, dropout_p=dropout,
                                                   enable_gqa=gqa)
-        mask = attention_mask(q_pos, k_pos, bias, causal_mask(q_pos, k_pos, self.window))
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype) if bias is not None else mask,
+        allowed = causal_mask(q_pos, k_pos, self.window)
+        mask = attention_mask(q_pos, k_pos, bias, allowed if documents is None else allowed & documents.same)
+        return sdpa(q, k, v, attn_mask=mask.to(q.dtype) if bias is not None else mask,
                                               dropout_p=dropout, enable_gqa=gqa)
 
 

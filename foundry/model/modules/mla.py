@@ -8,10 +8,9 @@ and the shared rope key: (kv_lora_rank + rope_dim) numbers per token and layer i
 2 * n_embd. Honours model.qk_norm (norm over each full head before rotation).
 """
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from foundry.model.modules.masks import causal_mask
+from foundry.model.modules.masks import causal_mask, sdpa
 from foundry.model.protocols import Attention, Position
 
 
@@ -33,7 +32,7 @@ class MultiHeadLatentAttention(Attention):
             self.q_norm, self.k_norm = NORMS[cfg.norm](self.head_dim, cfg), NORMS[cfg.norm](self.head_dim, cfg)
         self.dropout = cfg.dropout
 
-    def forward(self, x, position, cache=None, start=0):
+    def forward(self, x, position, cache=None, start=0, documents=None):
         B, T, C = x.shape
         H, N = self.n_head, self.nope_dim
         q = self.q_proj(x).view(B, T, H, self.head_dim).transpose(1, 2)  # (B, H, T, D)
@@ -51,10 +50,14 @@ class MultiHeadLatentAttention(Attention):
         if self.q_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         q_pos, k_pos = torch.arange(start, start + T, device=x.device), torch.arange(S, device=x.device)
+        if documents is not None:  # packed rows: (B, 1, T) positions within each document
+            q_pos = k_pos = documents.positions
         q_rot, k_rot = position.rotate(q[..., N:], k[..., N:], q_pos, k_pos)  # only the rope channels
         q, k = torch.cat([q[..., :N], q_rot], dim=-1), torch.cat([k[..., :N], k_rot], dim=-1)
         mask = None if T == S else causal_mask(q_pos, k_pos)  # (T, S); a fresh sequence is plain causal
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+        if documents is not None:
+            mask = causal_mask(q_pos, k_pos) & documents.same  # (B, 1, T, T)
+        y = sdpa(q, k, v, attn_mask=mask, is_causal=mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, D)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 

@@ -7,7 +7,8 @@
 gelu_exact is the exact erf GELU (torch's and nanoGPT's default, Hugging Face's "gelu"); on CPUs its
 kernel is faster than the tanh approximation that `gelu` keeps for GPT-2 ("gelu_new").
 A gated MLP has three matrices, so its hidden width is 2/3 of mlp_ratio * n_embd: both kinds then
-hold about 2 * mlp_ratio * n_embd^2 weights. W_g and W_u are one fused `gate_up` projection.
+hold about 2 * mlp_ratio * n_embd^2 weights. `model.mlp_hidden` > 0 sets the width exactly instead
+(Hugging Face's intermediate_size). W_g and W_u are one fused `gate_up` projection, [gate; up].
 """
 import torch
 import torch.nn.functional as F
@@ -16,12 +17,19 @@ from torch import nn
 from foundry.model.protocols import MLP as MLPKind
 
 
+def hidden_width(cfg, gated: bool) -> int:
+    """The MLP's hidden width: model.mlp_hidden, else mlp_ratio * n_embd (2/3 of it when gated)."""
+    if cfg.mlp_hidden:
+        return cfg.mlp_hidden
+    return int(2 * cfg.mlp_ratio * cfg.n_embd / 3) if gated else int(cfg.mlp_ratio * cfg.n_embd)
+
+
 class MLP(MLPKind):
     activation = None  # a function (B, T, hidden) -> (B, T, hidden), set by each registered kind
 
     def __init__(self, cfg):
         super().__init__()
-        hidden = int(cfg.mlp_ratio * cfg.n_embd)
+        hidden = hidden_width(cfg, gated=False)
         self.c_fc = nn.Linear(cfg.n_embd, hidden, bias=cfg.bias)
         self.c_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
 
@@ -37,7 +45,7 @@ class GatedMLP(MLPKind):
 
     def __init__(self, cfg):
         super().__init__()
-        hidden = int(2 * cfg.mlp_ratio * cfg.n_embd / 3)
+        hidden = hidden_width(cfg, gated=True)
         self.gate_up = nn.Linear(cfg.n_embd, 2 * hidden, bias=cfg.bias)
         self.c_proj = nn.Linear(hidden, cfg.n_embd, bias=cfg.bias)
 

@@ -7,17 +7,16 @@ plus "summary" columns, the last token of every `model.stride`-token span (j % s
 The pattern is a boolean (Tq, Tk) mask passed to SDPA, so it costs dense compute; it changes
 what the model can see, not its speed. Keys/values may be grouped as in gqa (model.n_kv_head).
 """
-import torch.nn.functional as F
 
 from foundry.model.modules.gqa import GroupedQueryAttention
-from foundry.model.modules.masks import attention_mask
+from foundry.model.modules.masks import attention_mask, sdpa
 
 
 def sparse_mask(q_pos, k_pos, block: int, stride: int):
     """Boolean (Tq, Tk), True where query q_pos[i] may attend key k_pos[j]."""
-    causal = k_pos[None, :] <= q_pos[:, None]
-    same_block = (k_pos[None, :] // block) == (q_pos[:, None] // block)
-    summary = (k_pos % stride == stride - 1)[None, :]
+    causal = k_pos[..., None, :] <= q_pos[..., :, None]
+    same_block = (k_pos[..., None, :] // block) == (q_pos[..., :, None] // block)
+    summary = (k_pos % stride == stride - 1)[..., None, :]
     return causal & (same_block | summary)
 
 
@@ -26,11 +25,12 @@ class SparseAttention(GroupedQueryAttention):
         super().__init__(cfg)
         self.block, self.stride = cfg.window, cfg.stride
 
-    def attend(self, q, k, v, position, q_pos, k_pos):
-        """q (B, H, Tq, D), k/v (B, Hkv, Tk, D) -> (B, H, Tq, D)."""
+    def attend(self, q, k, v, position, q_pos, k_pos, documents=None):
+        """q (B, H, Tq, D), k/v (B, Hkv, Tk, D) -> (B, H, Tq, D); the pattern restarts per packed document."""
         bias = position.bias(self.n_head, q_pos, k_pos)  # (H, Tq, Tk) or None
-        mask = attention_mask(q_pos, k_pos, bias, sparse_mask(q_pos, k_pos, self.block, self.stride))
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask if bias is None else mask.to(q.dtype),
+        allowed = sparse_mask(q_pos, k_pos, self.block, self.stride)
+        mask = attention_mask(q_pos, k_pos, bias, allowed if documents is None else allowed & documents.same)
+        return sdpa(q, k, v, attn_mask=mask if bias is None else mask.to(q.dtype),
                                               dropout_p=self.dropout if self.training else 0.0,
                                               enable_gqa=self.n_kv != self.n_head)
 

@@ -70,6 +70,31 @@ def check_trains(cfg, what):
     assert losses[-1] < losses[0] - 0.05, f"{what}: loss did not fall: {losses}"
 
 
+# model settings that change components without naming one (the Hugging Face families need them)
+SETTINGS = [
+    {"qkv_bias": True, "attention": "gqa", "n_kv_head": 2},    # Qwen2: q/k/v biases, none on c_proj
+    {"norm_eps": 1e-5},                                       # Llama's rms_norm_eps
+    {"norm_eps": 1e-3, "norm": "layernorm", "bias": True},    # GPT-2's layer_norm_epsilon
+    {"mlp_hidden": 40, "activation": "swiglu"},               # intermediate_size given exactly
+    {"mlp_hidden": 40, "activation": "gelu"},
+]
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=[",".join(f"{k}={v}" for k, v in s.items()) for s in SETTINGS])
+def test_model_setting_trains_and_decodes(settings, tiny_config):
+    cfg = tiny_config(**settings)
+    check_trains(cfg, str(settings))
+    check_cached_decoding(cfg)
+    block = GPT(cfg.model).blocks[0]
+    if settings.get("qkv_bias"):
+        attn = block.attn
+        assert attn.q_proj.bias is not None and attn.kv_proj.bias is not None and attn.c_proj.bias is None
+    if "norm_eps" in settings:
+        assert block.norm1.eps == settings["norm_eps"]
+    if "mlp_hidden" in settings:
+        assert block.ffn.mlp.c_proj.in_features == settings["mlp_hidden"]
+
+
 @pytest.mark.parametrize("qk_norm", [False, True])
 @pytest.mark.parametrize("kind,name", CACHED_KINDS, ids=ids(CACHED_KINDS))
 def test_cached_decoding_equals_full_forward(kind, name, qk_norm, tiny_config):
@@ -115,6 +140,9 @@ INVALID = [
     ({"ffn": "moe", "capacity_factor": 0.0}, "model.capacity_factor: must be in (0, 64], got 0.0"),
     ({"ffn": "moe", "moe_aux_weight": -1.0}, "model.moe_aux_weight: must be in [0, 100], got -1.0"),
     ({"n_embd": 36, "position": "rope"}, "model.position: rope rotates channel pairs; head_dim=9"),
+    ({"position": "llama3_rope", "rope_low_freq_factor": 4.0}, "0 < rope_low_freq_factor < rope_high_freq_factor"),
+    ({"position": "llama3_rope", "rope_factor": 0.0}, "llama3_rope needs rope_factor > 0"),
+    ({"mlp_hidden": -1}, "model.mlp_hidden/norm_eps: must not be negative"),
 ]
 INVALID_TRAIN = [
     ({"loss": "focal", "focal_gamma": -1.0}, {}, "train.focal_gamma: must be in [0, 100], got -1.0"),
