@@ -31,7 +31,7 @@ from agent.report import (
     status,
     status_table,
 )
-from foundry.catalog import load
+from foundry.catalog import check_fits, load
 from foundry.errors import ArgumentParser, UserError
 from foundry.io import check_writable_dir, to_json
 from foundry.lineage.history import promotions
@@ -123,7 +123,7 @@ def _prepare(args, repo, campaign: str, campaign_dir: str):
                             "pick another --campaign")
         settings.baseline = rel
     baseline_path = os.path.join(repo.working_tree_dir, settings.baseline)
-    load(baseline_path)   # a baseline that does not validate: one line, exit 2
+    check_fits(load(baseline_path))   # a baseline that does not validate or fit: one line, exit 2
     check_committed(repo, settings.baseline)
     return settings, baseline_path
 
@@ -201,11 +201,12 @@ def status_main(argv) -> int:
 def runs_main(argv) -> int:
     p = _parser("runs", "Query the trials of a campaign's ledger.")
     _campaign_args(p)
-    p.add_argument("--status", action="append", help="queued, running, done, failed, diverged, timeout, "
-                                                     "interrupted (repeatable)")
+    p.add_argument("--status", action="append", metavar="STATUS",
+                   choices=("queued", "running", "done", "failed", "diverged", "timeout", "interrupted"),
+                   help="queued, running, done, failed, diverged, timeout, interrupted (repeatable)")
     p.add_argument("--gen", type=int, action="append", help="generation number (repeatable)")
     p.add_argument("--variant", action="append", help="variant name, e.g. baseline (repeatable)")
-    p.add_argument("--role", choices=("screen", "confirm"))
+    p.add_argument("--role", choices=("screen", "confirm"), help="screening trials or confirmation seeds")
     p.add_argument("--limit", type=int, help="at most N rows (newest first)")
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:

@@ -180,8 +180,12 @@ def training_memory(cfg: Config, params: int) -> int:
     return params * per_param + tokens * value_bytes * (34 * m.n_embd * layers_kept + 3 * _vocab(cfg))
 
 
-def _check_memory(cfg: Config, groups) -> None:
+def check_fits(cfg: Config) -> None:
+    """Refuse (ConfigError) a model whose training would not fit in the memory of train.device,
+    with the estimate. Run by the trainer and the commands that train, before anything is written;
+    not part of validate(): importing, exporting, sampling or scoring a large model needs far less."""
     m = cfg.model
+    groups = layer_groups(m)
     hidden = m.mlp_hidden or m.mlp_ratio * m.n_embd
     rough = m.n_layer * (4 * m.n_embd ** 2 + 3 * m.n_embd * hidden) + _vocab(cfg) * m.n_embd
     if training_memory(cfg, rough) < 2 ** 28:   # small models: any machine has that; skip the count
@@ -204,7 +208,6 @@ def validate(cfg: Config) -> None:
     _check_numbers({name: getattr(cfg, name) for name in ("model", "train", "data", "budget", "eval")})
     _check_shape(m)
     groups = layer_groups(m)
-    _check_memory(cfg, groups)
     _check_model_components(cfg, m, "")
     _check_layers(cfg, groups)
     check_name("train.loss", t.loss, LOSSES)

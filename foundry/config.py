@@ -230,6 +230,15 @@ def in_range(value, interval: str) -> bool:
         ((value <= high) if interval[-1] == "]" else (value < high))
 
 
+def check_flags(args, ranges: dict) -> None:
+    """Refuse a command-line number outside its interval (nan included), naming the flag:
+    ranges maps argparse dests ("top_p") to intervals ("(0, 1]"); None (not given) passes."""
+    for key, interval in ranges.items():
+        value = getattr(args, key)
+        if value is not None and not in_range(value, interval):
+            raise UserError(f"--{key.replace('_', '-')}: must be in {interval}, got {value}")
+
+
 def shown(value) -> str:
     """repr(value) for an error message, shortened when it is long (a 400-digit literal)."""
     text = repr(value)

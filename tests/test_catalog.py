@@ -60,5 +60,7 @@ def test_parameter_count_is_exact_and_a_model_too_large_for_memory_is_refused():
                   {"tie_embeddings": False, "position": "learned"}):
         cfg = catalog.from_dict({**BASE, "model": {**BASE["model"], "vocab_size": 256, **extra}})
         assert catalog.count_params(cfg, catalog.layer_groups(cfg.model)) == GPT(cfg.model).num_params(), extra
+    huge = catalog.from_dict({**BASE, "model": {**BASE["model"], "n_layer": 1_000_000}})   # loads: only training refuses
     with pytest.raises(ConfigError, match=r"model: 12\.4 billion parameters need about [\d,.]+ GiB to train"):
-        catalog.from_dict({**BASE, "model": {**BASE["model"], "n_layer": 1_000_000}})
+        catalog.check_fits(huge)
+    catalog.check_fits(cfg)   # a small model fits

@@ -39,13 +39,50 @@ def test_help_texts_are_for_users():
     assert "members alive at once" in evolve and "config the first population mutates" in evolve
 
 
-@pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_every_subcommand_has_help(name):
-    result = foundry(name, "--help")
-    assert result.returncode == 0, result.stderr
-    assert "usage: foundry" in result.stdout
-    text = " ".join(result.stdout.split())   # no default said twice, none as "default: None"
+def every_subcommand() -> list[list[str]]:
+    """Each COMMANDS entry, and each subcommand of those that have their own (data, zoo)."""
+    from foundry.data.cli import DATA_COMMANDS
+    from foundry.zoo.cli import ZOO_COMMANDS
+    nested = {"data": DATA_COMMANDS, "zoo": ZOO_COMMANDS}
+    return [[name] for name in COMMANDS] + [[name, sub] for name, subs in nested.items() for sub in subs]
+
+
+def options_without_help(text: str) -> list[str]:
+    """Option and argument entries of argparse help that have no description: an entry line with
+    nothing after its invocation, not followed by an indented continuation."""
+    lines, missing, inside = text.splitlines(), [], False
+    for i, line in enumerate(lines):
+        if re.match(r"^\S", line):   # a section header: only argparse's argument sections hold entries
+            inside = line in ("positional arguments:", "options:", "optional arguments:")
+        elif inside and re.match(r"^  \S", line) and not re.search(r"\S {2,}\S", line.strip()):
+            follows = lines[i + 1] if i + 1 < len(lines) else ""
+            if not re.match(r"^ {4,}\S", follows):
+                missing.append(line.strip())
+    return missing
+
+
+def test_the_help_check_finds_an_option_without_help():
+    import argparse
+    p = argparse.ArgumentParser(prog="foundry x")
+    p.add_argument("--said", help="what it does")
+    p.add_argument("--long-option-name-without-room", help="described on the next line")
+    p.add_argument("--bare")
+    p.add_argument("source")
+    assert options_without_help(p.format_help()) == ["source", "--bare BARE"]
+
+
+@pytest.mark.parametrize("argv", every_subcommand(), ids=" ".join)
+def test_every_subcommand_has_help_for_each_option(argv, capsys):
+    from foundry.cli import main
+    try:
+        code = main([*argv, "--help"])
+    except SystemExit as e:   # argparse's --help exits
+        code = e.code
+    out = capsys.readouterr().out
+    assert code == 0 and "usage: foundry" in out, out
+    text = " ".join(out.split())   # no default said twice, none as "default: None"
     assert "(default: None)" not in text and not re.search(r"\(default[^)]*\) \(default", text)
+    assert options_without_help(out) == [], out
 
 
 def test_train_sample_and_validate(tiny_text, tmp_path):

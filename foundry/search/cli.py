@@ -55,13 +55,9 @@ RANGES = {
 
 def _parse(p: argparse.ArgumentParser, argv: list[str], command: str, intermixed: bool = False):
     """Parse, then refuse a number outside RANGES[command] (nan included) naming its flag."""
-    from foundry.config import in_range
-    from foundry.errors import UserError
+    from foundry.config import check_flags
     args = p.parse_intermixed_args(argv) if intermixed else p.parse_args(argv)
-    for key, interval in RANGES[command].items():
-        value = getattr(args, key)
-        if value is not None and not in_range(value, interval):
-            raise UserError(f"--{key.replace('_', '-')}: must be in {interval}, got {value}")
+    check_flags(args, RANGES[command])
     return args
 
 
@@ -137,7 +133,7 @@ def compare_main(argv: list[str]) -> int:
 
 
 def lr_find_main(argv: list[str]) -> int:
-    from foundry.catalog import load
+    from foundry.catalog import check_fits, load
     from foundry.search import lr_find
     p = _parser("lr-find", "Learning-rate range test: train while the lr grows exponentially, stop when the "
                            "loss diverges, suggest an lr; writes OUT/lr_find.json and OUT/lr_find.png.")
@@ -153,6 +149,7 @@ def lr_find_main(argv: list[str]) -> int:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = _parse(p, argv, "lr-find", intermixed=True)
     cfg = load(args.config, args.overrides)
+    check_fits(cfg)
     out = args.out or f"experiments/lr_find/{cfg.name}"
     check_writable_dir(out)
     log = (lambda *a, **k: None) if args.json else print

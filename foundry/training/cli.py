@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 
-from foundry.catalog import load
+from foundry.catalog import check_fits, load
 from foundry.config import config_hash, dumps
 from foundry.errors import ArgumentParser, UserError, run_command
 from foundry.io import check_writable_dir, write_json
@@ -49,6 +49,7 @@ def train_main(argv) -> int:
     args = p.parse_intermixed_args(argv)
     overrides = args.overrides + ([f"train.threads={args.threads}"] if args.threads is not None else [])
     cfg = load(args.config, overrides)
+    check_fits(cfg)
     out = args.out or os.path.join("runs", f"{cfg.name}-{config_hash(cfg)}")
     check_writable_dir(out)
     if not args.resume and os.path.exists(os.path.join(out, "checkpoint")):
@@ -74,6 +75,7 @@ def validate_main(argv) -> int:
     p.add_argument("--json", action="store_true", help="print the config as JSON")
     args = p.parse_intermixed_args(argv)
     cfg = load(args.config, args.overrides)
+    check_fits(cfg)
     if args.json:
         from foundry.config import to_dict
         print(json.dumps({"config_hash": config_hash(cfg), "config": to_dict(cfg)}, indent=2))

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from foundry import hardware
+from foundry.catalog import check_fits
 from foundry.config import Config, config_hash
 from foundry.errors import UserError
 from foundry.hardware import autocast
@@ -112,6 +113,7 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     cfg.model.vocab_size = cfg.model.vocab_size or objective.tokenizer.vocab_size
     if cfg.model.vocab_size < objective.tokenizer.vocab_size:
         raise UserError(f"model.vocab_size={cfg.model.vocab_size} < the tokenizer's {objective.tokenizer.vocab_size}")
+    check_fits(cfg)   # before allocating: a model too large for memory is refused with the estimate
     model = GPT(cfg.model)
     if start_weights:
         load_start_weights(model, start_weights[0], cfg.train.init_from)

@@ -23,10 +23,10 @@ from foundry.training.run_files import EXIT_CODES
 
 def rung_train_main(argv: list[str]) -> int:
     p = ArgumentParser(prog="foundry train-rung", description=__doc__.split("\n\n")[0])
-    p.add_argument("config")
-    p.add_argument("overrides", nargs="*", default=[])
-    p.add_argument("--out", required=True)
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("config", help="YAML config of the whole run")
+    p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help="optional dotted overrides")
+    p.add_argument("--out", required=True, help="run folder, shared by the rungs of one trial")
+    p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint (the previous rung)")
     p.add_argument("--stop-at-tokens", type=int, required=True, help="pause once this many tokens are trained")
     args = p.parse_intermixed_args(argv)
     if args.stop_at_tokens < 1:
