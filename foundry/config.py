@@ -236,7 +236,8 @@ def check_flags(args, ranges: dict) -> None:
     for key, interval in ranges.items():
         value = getattr(args, key)
         if value is not None and not in_range(value, interval):
-            raise UserError(f"--{key.replace('_', '-')}: must be in {interval}, got {value}")
+            flag = ("-" if len(key) == 1 else "--") + key.replace("_", "-")   # -n, --top-p
+            raise UserError(f"{flag}: must be in {interval}, got {value}")
 
 
 def shown(value) -> str:

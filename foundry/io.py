@@ -95,25 +95,24 @@ def write_json(path, data, indent: int = 2) -> None:
 
 
 def check_writable_dir(path, what: str = "--out") -> None:
-    """UserError unless `path` is a folder this process can create or write into. An existing
-    folder is asked (access() knows read-only mounts, also for root); for a new one a folder is
-    made and removed in its nearest existing parent, as permission bits do not tell for /proc."""
+    """UserError unless `path` is a folder this process can create or write into: a folder is made
+    and removed in `path` or its nearest existing parent (permission bits do not tell for root, or
+    for /proc), and that folder's times are put back, so the check leaves no trace."""
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"{what} {path}: exists and is not a folder")
-    if os.path.isdir(path):
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise UserError(f"{what} {path}: cannot write in it")
-        return
     existing = path
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise UserError(f"{what} {path}: {existing} is a file, not a folder")
+    times = os.stat(existing)
     try:
         os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".write-test-"))
     except OSError as e:
         raise UserError(f"{what} {path}: cannot write in {existing} ({e.strerror})") from None
+    with contextlib.suppress(OSError):
+        os.utime(existing, ns=(times.st_atime_ns, times.st_mtime_ns))
 
 
 def pid_alive(pid) -> bool:

@@ -8,7 +8,7 @@ each as a `foundry` process and prints the table (input -> exit code -> message)
     before = snapshot(sandbox["root"]); ...; assert snapshot(sandbox["root"]) == before
 
 A case is (arguments with {placeholders}, text the message must contain). Placeholders: {tiny}
-a shrunk tiny.yaml; {run} a trained run folder; {bad_weights} {bad_state} {bad_tokenizer}
+a shrunk tiny.yaml; {run} a trained run folder; {corpus} its text file; {seeds} a JSONL of instructions; {bad_weights} {bad_state} {bad_tokenizer}
 copies of it with one file damaged; {resumable} an intact copy to resume; {file} an existing
 plain file; {folder} an existing folder; {binary} {latin1} {list_model} broken YAML files;
 {repo} a git repository with baselines/ (tiny.yaml, dirty.yaml edited since its commit,
@@ -39,6 +39,11 @@ CASES = {
         ("eval {run} --timeout nan", "--timeout: must be in (0, 86400]"),
         ("lr-find {tiny} --min-lr nan --out {root}/out", "--min-lr: must be in (0, 1000]"),
         ("sweep lr x2 --baseline {tiny} --eta nan --dir {root}/out", "--eta: must be in (1, 100]"),
+        ("train-rung {tiny} train.lr=nan --out {root}/out --stop-at-tokens 100", "train.lr: expected a finite number"),
+        ("data stats {corpus} --near nan", "--near: must be in [0, 1], got nan"),
+        ("data synth --model {run} --seeds {seeds} --out {root}/o.jsonl --temperature nan",
+         "--temperature: must be in [0, 100], got nan"),
+        ("data revise --model {run} --prompts {seeds} --out {root}/o.jsonl --top-p inf", "--top-p: must be in (0, 1]"),
     ],
     "sizes": [   # negative or zero sizes and ratios, and models that cannot fit in memory
         ("train {tiny} model.mlp_ratio=-1 --out {root}/out", "model.mlp_ratio: must be in (0, 64], got -1.0"),
@@ -54,6 +59,11 @@ CASES = {
         ("validate {tiny} \"model.layers={{'0': {{mlp_ratio: -2}}}}\"", "model.layers (layer 0): model.mlp_ratio"),
         ("compare {tiny} {tiny} --seeds 0 --out {root}/out", "--seeds: must be in [1, 1000], got 0"),
         ("evolve --baseline {tiny} --population 0 --dir {root}/out", "--population: must be in [1, 10000], got 0"),
+        ("train-rung {tiny} --out {root}/out --stop-at-tokens -5", "--stop-at-tokens: must be positive, got -5"),
+        ("data synth --model {run} --seeds {seeds} --out {root}/o.jsonl -n 0", "-n: must be in [1, 1e7], got 0"),
+        ("data synth --model {run} --seeds {seeds} --out {root}/o.jsonl --max-new 0", "--max-new: must be in [1, 1e6]"),
+        ("data dedupe {corpus} --num-perm 0", "--num-perm: must be in [16, 4096], got 0"),
+        ("data dedupe {corpus} --threshold 1.5", "--threshold: must be in (0, 1], got 1.5"),
     ],
     "devices": [   # unknown device names, and CUDA on a machine or torch build without it
         ("train {tiny} train.device=gpu --out {root}/out", "train.device: unknown device 'gpu'"),
@@ -63,6 +73,9 @@ CASES = {
         ("sample {run} --device tpu", "--device: unknown device 'tpu'"),
         ("eval {run} --tasks bpb --device cuda", "--device: cuda is not available"),
         ("eval {run} --tasks bpb --device gpu:0", "--device: unknown device 'gpu:0'"),
+        ("data synth --model {run} --seeds {seeds} --out {root}/o.jsonl --device gpu", "--device: unknown device 'gpu'"),
+        ("data revise --model {run} --prompts {seeds} --out {root}/o.jsonl --device cuda",
+         "--device: cuda is not available"),
     ],
     "files": [   # unreadable configs, output places that cannot be written, damaged checkpoints
         ("train {binary} --out {root}/out", "binary.yaml: invalid YAML (unacceptable character #x0000"),
@@ -81,6 +94,18 @@ CASES = {
         ("train {bad_weights}/config.yaml --out {bad_weights} --resume", "model.safetensors: damaged or truncated"),
         ("train {resumable}/config.yaml model.n_layer=2 --out {resumable} --resume",
          "was trained with other model settings (model.n_layer 1 -> 2)"),
+        ("status {root}/no-such-run", "no-such-run: no such run folder"),
+        ("status --experiments {folder}", "no campaigns yet"),
+        ("history --baseline {file}", "not inside a git repository"),
+        ("data stats {root}/missing.txt", "missing.txt does not exist"),
+        ("data filter {corpus} --filters '[{{name: exact_dup}}]' --out {folder}", "is a folder; name the JSONL file"),
+        ("data dedupe {corpus} --out /proc/unique.jsonl", "cannot write in /proc"),
+        ("data synth --model {run} --seeds {file} --out {root}/o.jsonl", "notes.txt:1: invalid JSON"),
+        ("data revise --model {bad_weights} --prompts {seeds} --out {root}/o.jsonl", "damaged or truncated weights"),
+        ("data revise --model {run} --prompts {seeds} --out {root}/o.jsonl --constitution {binary}", "binary.yaml"),
+        ("zoo import {folder} --out {root}/out", "not a Hugging Face model folder"),
+        ("zoo export {folder} --out {root}/out", "not a Foundry checkpoint"),
+        ("zoo export {run} --out {root}/out", "no Hugging Face family can express this model"),
     ],
     "values": [   # command-line values out of range or of the wrong kind
         ("sample {run} --top-k -3", "--top-k: must not be negative"),
@@ -97,6 +122,17 @@ CASES = {
         ("lr-find {tiny} --steps 1 --out {root}/out", "--steps: must be in [3, 1e6], got 1"),
         ("mutate lr x7 --baseline {tiny} --out {root}/out", "x7"),
         ("frobnicate", "unknown command 'frobnicate'"),
+        ("runs --status bogus", "argument --status: invalid choice: 'bogus'"),
+        ("runs --gen abc", "argument --gen: invalid int value: 'abc'"),
+        ("data filter {corpus} --filters '[{{name: nope}}]'", "data.filters[0]: unknown filter 'nope'"),
+        ("data filter {corpus} --filters '[{{name: length, min_chars: -1}}]'", "length.min_chars"),
+        ("data filter {corpus}", "give exactly one of --filters and --config"),
+        ("data frobnicate", "unknown subcommand 'frobnicate'"),
+        ("zoo import {folder} --out {root}/out --dtype fp7", "--dtype: unknown 'fp7'"),
+        ("zoo export {run} --out {root}/out --max-shard-size huge", "--max-shard-size: expected a size"),
+        ("zoo export {run} --out {root}/out --family nope", "--family: unknown 'nope'"),
+        ("zoo frobnicate", "invalid choice: 'frobnicate'"),
+        ("zoo list --jsn", "unrecognized arguments: --jsn"),
     ],
     "supervisor": [   # `foundry run` refusals: no campaign folder, no lock, no campaign.yaml left behind
         ("run --baseline {repo}/baselines/missing.yaml", "missing.yaml: cannot read"),
@@ -159,7 +195,7 @@ def build_sandbox(root: str) -> dict:
         f.write(f"data:\n  source: {text_file}\n")
     run = os.path.join(root, "run")
     train(catalog.load(tiny, [*TINY_MODEL, "budget.steps=3"]), run, log=lambda *a: None)
-    paths = {"root": root, "repo": os.path.join(root, "repo"), "tiny": tiny, "run": run}
+    paths = {"root": root, "repo": os.path.join(root, "repo"), "tiny": tiny, "run": run, "corpus": text_file}
     for name in ("bad_weights", "bad_state", "bad_tokenizer", "resumable"):
         paths[name] = os.path.join(root, name)
         shutil.copytree(run, paths[name])
@@ -172,7 +208,8 @@ def build_sandbox(root: str) -> dict:
         f.write('{"kind": "byte"')
     files = {"file": ("notes.txt", b"a plain file\n"), "binary": ("binary.yaml", b"\x00\x01\x02model: 1\x00"),
              "latin1": ("latin1.yaml", "name: caf\xe9\n".encode("latin-1")),
-             "list_model": ("list.yaml", b"model: []\n")}
+             "list_model": ("list.yaml", b"model: []\n"),
+             "seeds": ("seeds.jsonl", b'{"instruction": "Name a colour."}\n{"instruction": "Count to three."}\n')}
     for key, (name, data) in files.items():
         paths[key] = os.path.join(root, name)
         with open(paths[key], "wb") as f:

@@ -66,6 +66,19 @@ def test_supervisor_refusals_leave_no_campaign_behind(sandbox, template, message
     assert not os.path.exists(os.path.join(sandbox["repo"], "experiments"))
 
 
+def test_every_command_is_tried():
+    """Each subcommand of foundry.cli.COMMANDS (and of data and zoo) has bad inputs in the catalogue."""
+    from foundry.cli import COMMANDS
+    from foundry.data.cli import DATA_COMMANDS
+    from foundry.zoo.cli import ZOO_COMMANDS
+    tried = {tuple(template.split()[:2]) for cases in CASES.values() for template, _ in cases}
+    firsts = {words[0] for words in tried}
+    assert set(COMMANDS) - {"data", "zoo"} <= firsts, set(COMMANDS) - firsts
+    for group, subs in (("data", DATA_COMMANDS), ("zoo", ZOO_COMMANDS)):
+        assert {(group, name) for name in subs} <= tried, (group, subs)
+    assert sum(len(cases) for cases in CASES.values()) >= 40
+
+
 def foundry_process(args, sandbox, **kwargs):
     env = {**os.environ, "PYTHONPATH": REPO}
     return subprocess.Popen([sys.executable, "-m", "foundry.cli", *args], cwd=sandbox["root"], env=env,
