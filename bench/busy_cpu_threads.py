@@ -16,6 +16,7 @@ machine counts as load as well.
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def main() -> int:
         configs[f"before: {os.path.abspath(args.before)} default"] = (os.path.abspath(args.before), [])
     rates = {name: [] for name in configs}
     print(f"{os.cpu_count()} cores; load average before the load: {os.getloadavg()[0]:.2f}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # `timeout` too ends the busy loop (finally)
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,7 @@
 its floor (`name>=X` installed as `name==X`) from the package registry, foundry itself without
 dependencies, and runs the tests that use those libraries the most: Hugging Face loading and
 scoring (transformers, tokenizers), LoRA (peft), checkpoints (safetensors), TensorBoard events,
-git promotions (GitPython).
+git promotions (GitPython), MinHash dedupe (datasketch), the model zoo's parity with transformers.
 
     FOUNDRY_DATA=../shared/data python bench/dependency_floors.py
     python bench/dependency_floors.py --torch torch==2.13.0 --keep /tmp/floors   # reuse the venv
@@ -22,7 +22,8 @@ import tomllib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = ["tests/benchmarks/test_lm.py", "tests/benchmarks/test_bpb.py", "tests/benchmarks/test_cli.py",
-         "tests/training/test_loop.py", "tests/training/test_run_files.py", "tests/lineage", "tests/data"]
+         "tests/training/test_loop.py", "tests/training/test_run_files.py", "tests/lineage", "tests/data",
+         "tests/zoo"]   # zoo: transformers parity and peft adapters; data: datasketch
 
 
 def floors() -> dict[str, str]:

@@ -141,8 +141,8 @@ INVALID = [
     ({"ffn": "moe", "moe_aux_weight": -1.0}, "model.moe_aux_weight: must be in [0, 100], got -1.0"),
     ({"n_embd": 36, "position": "rope"}, "model.position: rope rotates channel pairs; head_dim=9"),
     ({"position": "llama3_rope", "rope_low_freq_factor": 4.0}, "0 < rope_low_freq_factor < rope_high_freq_factor"),
-    ({"position": "llama3_rope", "rope_factor": 0.0}, "llama3_rope needs rope_factor > 0"),
-    ({"mlp_hidden": -1}, "model.mlp_hidden/norm_eps: must not be negative"),
+    ({"position": "llama3_rope", "rope_factor": 0.0}, "model.rope_factor: must be in (0, 1e6]"),
+    ({"mlp_hidden": -1}, "model.mlp_hidden: must be in [0, 1e8]"),
 ]
 INVALID_TRAIN = [
     ({"loss": "focal", "focal_gamma": -1.0}, {}, "train.focal_gamma: must be in [0, 100], got -1.0"),
