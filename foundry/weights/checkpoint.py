@@ -17,6 +17,7 @@ settings in which a config differs from the checkpoint it would resume.
 import json
 import os
 import shutil
+import warnings
 
 import torch
 from safetensors.torch import load_model as load_safetensors
@@ -106,7 +107,9 @@ def load_training_state(folder, model, optimizer, ema=None) -> dict:
         load_weights(ema, os.path.join(folder, "ema.safetensors"))
     state_path = os.path.join(folder, "state.pt")
     try:
-        state = torch.load(state_path, weights_only=True, map_location="cpu")
+        with warnings.catch_warnings():   # a damaged file's pickle-protocol warning: the error below says it
+            warnings.simplefilter("ignore")
+            state = torch.load(state_path, weights_only=True, map_location="cpu")
         optimizer.load_state_dict(state["optimizer"])
         torch_rng = state["torch_rng"]
     except Exception as e:   # truncated zip, foreign pickle, another optimizer's state: all the same to a user
