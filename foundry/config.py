@@ -19,12 +19,14 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass, field
 
 import yaml
 
+from foundry.config_sections import DistillConfig, FeatureConfig, PruneConfig  # noqa: F401 (schema)
 from foundry.errors import UserError
 from foundry.io import atomic_write_text
 
@@ -86,35 +88,6 @@ class ModelConfig:
 
 
 @dataclass
-class FeatureConfig:
-    weight: float = 0.0         # 0 = off; else weight of the hidden-state loss added to the total
-    pairs: list[list[int]] = field(default_factory=list)  # [[student layer, teacher layer], ...]; -1 = last
-    loss: str = "mse"           # mse | cosine, through a learned projection when the widths differ
-
-
-@dataclass
-class DistillConfig:
-    teacher: str = ""           # a Foundry run folder or checkpoint; "" = no distillation
-    cache: str = ""             # or offline teacher logits from `foundry distill cache` (no live teacher)
-    temperature: float = 2.0
-    alpha: float = 0.5          # weight of the hard-label loss (train.loss); 1 - alpha on T^2 x divergence
-    loss: str = "kl"            # kl | jsd | tvd (foundry/distill/losses.py)
-    top_k: int = 0              # 0 = the whole vocabulary; else the teacher's top k plus one bucket for the rest
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    teacher_device: str = ""    # "" = the student's device; cpu | cuda | cuda:N
-    teacher_dtype: str = "auto"  # auto (as train.dtype) | fp32 | bf16 (the teacher's weights in bf16)
-
-
-@dataclass
-class PruneConfig:
-    method: str = ""            # "" = off; magnitude | saliency | wanda: prune train.init_from's weights first
-    sparsity: float = 0.5       # share of each pruned matrix set to zero (ignored with a pattern)
-    pattern: str = ""           # "" | N:M, e.g. 2:4 (N kept of every M consecutive inputs)
-    scope: str = ""             # "" = the method's own (wanda: row, others: layer) | row | layer | global
-    calibration: int = 16       # training sequences for wanda's activations and saliency's gradients
-
-
-@dataclass
 class TrainConfig:
     lr: float = 1e-3
     min_lr: float = 1e-4
@@ -134,6 +107,7 @@ class TrainConfig:
     device: str = "auto"        # auto | cpu | cuda | cuda:N
     compile: bool = False       # torch.compile the model (helps on GPUs; tokens/s leaves its warm-up steps out)
     strategy: str = "auto"      # processes under torchrun: auto (ddp < 1B params <= fsdp) | ddp | fsdp | none; see training/parallel.py
+    threads: int = 0            # CPU threads; 0 = the cores free when the run starts (or OMP_NUM_THREADS)
     init_from: str = ""         # a run folder or checkpoint to start from (fine-tuning, DPO)
     lora_rank: int = 0          # 0 = train every weight; else LoRA adapters only
     lora_alpha: float = 16.0
@@ -146,6 +120,7 @@ class TrainConfig:
 
 @dataclass
 class CurriculumConfig:
+    SHORTHAND = "by"            # `data.curriculum: NAME` means {by: NAME}
     by: str = "none"            # none | length | perplexity: what makes a training document easy
     reference: str = ""         # perplexity: the run folder or checkpoint that scores the documents
     schedule: str = "sqrt"      # how harder data enters: sqrt | linear | step (foundry.data.curriculum)
@@ -219,6 +194,7 @@ class Config:
 
 
 LINEAGE_KEYS = ("name", "parent", "mutations")
+MACHINE_KEYS = ("train.threads",)   # how the machine runs a config, not what is trained: outside the hash
 SECTIONS = ("model", "train", "data", "budget", "eval")
 BUDGET_KEYS = ("tokens", "steps", "seconds")
 # ModelConfig keys that `model.layers` may set for some layers only; the rest are model-wide
@@ -261,6 +237,29 @@ def layer_config(model_cfg, index: int):
 
 
 # ---------------------------------------------------------------- conversion
+def in_range(value, interval: str) -> bool:
+    """Whether `value` lies in an interval written as text: "[0, 1)" (bracket: included)."""
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    return ((low <= value) if interval[0] == "[" else (low < value)) and \
+        ((value <= high) if interval[-1] == "]" else (value < high))
+
+
+def check_flags(args, ranges: dict) -> None:
+    """Refuse a command-line number outside its interval (nan included), naming the flag:
+    ranges maps argparse dests ("top_p") to intervals ("(0, 1]"); None (not given) passes."""
+    for key, interval in ranges.items():
+        value = getattr(args, key)
+        if value is not None and not in_range(value, interval):
+            flag = ("-" if len(key) == 1 else "--") + key.replace("_", "-")   # -n, --top-p
+            raise UserError(f"{flag}: must be in {interval}, got {value}")
+
+
+def shown(value) -> str:
+    """repr(value) for an error message, shortened when it is long (a 400-digit literal)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
 def _coerce(value, typ, key: str):
     """Check `value` against the annotation `typ`; ints widen to float, numeric strings to float."""
     if typ is typing.Any:
@@ -283,13 +282,22 @@ def _coerce(value, typ, key: str):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif typ is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = value
+        elif isinstance(value, str):
             try:
-                return float(value)  # YAML 1.1 reads "3e-4" as a string
+                number = float(value)  # YAML 1.1 reads "3e-4" as a string
             except ValueError:
                 pass
+        if number is not None:
+            try:
+                number = float(number)
+            except OverflowError:  # an integer literal beyond the float range
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}: expected a finite number, got {shown(value)}")
+            return number
     elif typ is str:
         if isinstance(value, str):
             return value
@@ -326,6 +334,8 @@ def build_dataclass(cls, data: dict, prefix: str = ""):
             raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(names)})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
+            if isinstance(value, str) and hasattr(typ, "SHORTHAND"):   # `curriculum: length` (and old run folders)
+                value = {typ.SHORTHAND: value}
             kwargs[key] = build_dataclass(typ, {} if value is None else value, dotted + ".")
         elif cls is ModelConfig and key == "layers":
             kwargs[key] = _coerce_layers(value, dotted)
@@ -426,10 +436,11 @@ def flat(cfg) -> dict:
 
 
 def config_hash(cfg: Config) -> str:
-    """12 hex digits over the values that differ from the defaults, lineage excluded, so adding a
+    """12 hex digits over the values that differ from the defaults, lineage and MACHINE_KEYS excluded, so adding a
     new setting (with a default) to the schema leaves every existing config's hash unchanged."""
     defaults = flat(Config())
-    data = {k: v for k, v in flat(cfg).items() if k.split(".")[0] not in LINEAGE_KEYS and v != defaults[k]}
+    data = {k: v for k, v in flat(cfg).items()
+            if k.split(".")[0] not in LINEAGE_KEYS and k not in MACHINE_KEYS and v != defaults[k]}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

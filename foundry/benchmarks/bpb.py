@@ -7,11 +7,12 @@ For a Foundry checkpoint with no --path bpb=..., the validation split comes from
 own data config (foundry.data.load_dataset, cached), so the number equals the trainer's val_bpb.
 With --path bpb=FILE the UTF-8 text is encoded by the model's tokenizer and bytes per token are
 counted over the windows scored. Lower is better: the ranking value is -bpb. The slice is
-eval.batches * train.batch_size windows of block_size tokens; --limit N makes it N windows,
-rounded up to whole batches of train.batch_size.
+eval.batches * train.batch_size windows of block_size tokens; --limit N (eval.limit) makes it the
+first N windows (fewer when the split is shorter; `n` says how many were scored).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from foundry.benchmarks.common import EvalOptions
@@ -51,10 +52,12 @@ class BitsPerByte:
                 raise UserError("bpb: a Hugging Face model needs a text file: --path bpb=FILE")
             cfg = config_lib.Config()
             cfg.model.block_size = min(lm.block_size, 1024)
-        batches = -(-self.opts.limit // cfg.train.batch_size) if self.opts.limit else cfg.eval.batches
+        windows = self.opts.limit or cfg.eval.batches * cfg.train.batch_size
+        if windows % cfg.train.batch_size:   # --limit N scores N windows, not N rounded up to whole batches
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=windows))
+        batches = windows // cfg.train.batch_size
         if path:
-            tokens, bytes_per_token = _text_tokens(lm, path, cfg.model.block_size,
-                                                   batches * cfg.train.batch_size)
+            tokens, bytes_per_token = _text_tokens(lm, path, cfg.model.block_size, windows)
             source = path
         else:
             from foundry.data import load_dataset
@@ -66,6 +69,7 @@ class BitsPerByte:
         if not math.isfinite(bpb):
             raise UserError(f"bpb: the model's loss is not finite ({metrics['val_loss']})")
         return {"task": self.name, "metric": "bpb", "score": bpb, "chance": None, "centered": None,
-                "rank_value": -bpb, "higher_is_better": False, "n": batches * cfg.train.batch_size,
+                "rank_value": -bpb, "higher_is_better": False,
+                "n": min(windows, (len(tokens) - 1) // cfg.model.block_size),
                 "val_loss": metrics["val_loss"], "bytes_per_token": bytes_per_token, "source": source,
                 "items": []}

@@ -22,7 +22,6 @@ holds the entries past its k.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 

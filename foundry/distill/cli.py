@@ -12,11 +12,13 @@ top_k <= K then train from the cache.
 import argparse
 import json
 
+from foundry.errors import ArgumentParser
+
 
 def cache_main(argv) -> int:
-    p = argparse.ArgumentParser(prog="foundry distill cache", description=__doc__.split("\n\n")[0],
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="foundry distill cache", description=__doc__.split("\n\n")[0],
+                       epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("teacher", help="the teacher: a Foundry run folder or checkpoint")
     p.add_argument("config", help="the student's YAML config")
     p.add_argument("overrides", nargs="*", help="dotted overrides such as budget.steps=1000")

@@ -15,6 +15,8 @@ import json
 import sys
 import time
 
+from foundry.errors import ArgumentParser
+
 SHOWN = ("method", "out", "format", "tensors", "params", "n_layer", "seed", "seconds", "merge_seconds",
          "hash_seconds", "peak_rss_mb", "peak_private_mb", "largest_tensor_mb")
 
@@ -54,9 +56,9 @@ def methods_text() -> str:
 
 
 def merge_main(argv) -> int:
-    parser = argparse.ArgumentParser(prog="foundry merge", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="methods: " + ", ".join(_method_names()))
+    parser = ArgumentParser(prog="foundry merge", description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="methods: " + ", ".join(_method_names()))
     parser.add_argument("recipe", nargs="?", help="mergekit-format YAML recipe")
     parser.add_argument("--out", help="output folder (must not exist)")
     parser.add_argument("--dry-run", action="store_true", help="check and plan only; list the output tensors")

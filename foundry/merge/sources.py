@@ -24,7 +24,6 @@ import hashlib
 import os
 
 from foundry.errors import UserError
-from foundry.weights.tensors import TensorReader
 
 FOUNDRY_LAYER_PREFIX = "blocks."
 

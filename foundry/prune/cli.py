@@ -10,13 +10,14 @@ Prints the report (sparsity, sizes, val loss before and after) as a table, or as
 import argparse
 import json
 
+from foundry.errors import ArgumentParser
 from foundry.prune.scores import PRUNE_METHODS, PRUNE_SCOPES
 
 
 def prune_main(argv) -> int:
-    p = argparse.ArgumentParser(prog="foundry prune", description=__doc__.split("\n\n")[0],
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="foundry prune", description=__doc__.split("\n\n")[0],
+                       epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", help="a Foundry run folder or checkpoint (a LoRA run is merged first)")
     p.add_argument("--out", required=True, help="the new run folder (must not exist)")
     p.add_argument("--method", choices=sorted(PRUNE_METHODS), help="unstructured score: " + "; ".join(
@@ -30,7 +31,7 @@ def prune_main(argv) -> int:
     p.add_argument("--structured", choices=("heads", "neurons", "layers"),
                    help="remove whole heads, FFN neurons or blocks: a smaller config and checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration sample")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where pruning and its evaluation run: cpu, cuda, cuda:N")
     p.add_argument("--no-eval", action="store_true", help="skip the validation loss before and after")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(argv)

@@ -29,15 +29,17 @@ import numpy as np
 import torch
 
 from foundry import hardware
-from foundry.training import parallel
+from foundry.catalog import check_fits
 from foundry.config import Config, config_hash
 from foundry.errors import UserError
 from foundry.hardware import autocast
 from foundry.model.gpt import GPT
+from foundry.training import parallel
 from foundry.training.objectives import build_objective
 from foundry.training.optim import lr_at, make_optimizer
 from foundry.training.run_files import RunFiles
 from foundry.weights.checkpoint import (
+    check_resumable,
     find_checkpoint,
     find_start_weights,
     load_start_weights,
@@ -110,6 +112,8 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     cfg = copy.deepcopy(cfg)
     launch = parallel.launch_env()
     device = parallel.pick_device(cfg.train.device, launch)
+    threads, why = hardware.choose_threads(cfg.train.threads)
+    torch.set_num_threads(threads)
     torch.manual_seed(cfg.train.seed)
     start_weights = find_start_weights(cfg.train.init_from) if cfg.train.init_from else None
     objective = build_objective(cfg, device, start_weights[1] if start_weights else None)
@@ -121,6 +125,7 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
         model = build_from_experts(cfg, device, log)
         parts = model.optimizer_groups(cfg.train.lr)  # adapters and routers only, each at its own lr
     else:
+        check_fits(cfg)   # before allocating: a model too large for memory is refused with the estimate
         model = GPT(cfg.model)
         if start_weights:
             load_start_weights(model, start_weights[0], cfg.train.init_from)
@@ -139,6 +144,7 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     checkpoint = find_checkpoint(out_dir) if resume else None
     optimizer_state = parallel.HeldState()   # the optimizer is built after wrapping (FSDP replaces parameters)
     if checkpoint:   # weights before wrapping: every rank loads them, FSDP then shards them
+        check_resumable(checkpoint, cfg)
         progress = load_training_state(checkpoint, model, optimizer_state, ema, objective.parameters())
     masked = masked_weights(model)   # (weight, mask) pairs of a pruned model, before wrapping
     if cfg.train.compile:
@@ -156,11 +162,11 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
         session.step, session.tokens = progress["step"], progress["tokens"]
         session.train_seconds, session.first_loss = progress["train_seconds"], progress["first_loss"]
         session.rng.bit_generator.state = progress["rng"]
-        files.truncate_metrics(session.step)
         log(f"resumed from {checkpoint} at step {session.step}")
     if strategy.world_size > 1:   # dropout: each rank its own masks, from a seed of (seed, rank, step)
         torch.manual_seed(hash((cfg.train.seed, strategy.rank, session.step)) % 2**63)
-    files.start(model, objective.description, objective.tokenizer.name, device, resumed=bool(checkpoint))
+    files.start(model, objective.description, objective.tokenizer.name, device, session.step,
+                threads=f"{threads} thread{'s' * (threads > 1)} ({why})")
     return session
 
 
@@ -268,13 +274,13 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         "params": n_params, "flops_per_token": flops, "train_flops": flops * s.tokens,
         "peak_mem_mb": hardware.peak_memory_mb(s.device), "wall_s": time.time() - wall_start,
         "config_hash": config_hash(cfg), "name": cfg.name, "seed": cfg.train.seed,
-        "device": hardware.describe(s.device), "data": s.objective.meta,
+        "device": hardware.describe(s.device), "threads": torch.get_num_threads(), "data": s.objective.meta,
         "eval": metrics,  # every number of the last evaluation (per source for a fused model)
         "strategy": s.strategy.name, "world_size": s.strategy.world_size,
     }
     if status == "done" and cfg.eval.tasks and s.strategy.is_main:
         summary.update(run_eval_tasks(cfg, out_dir, s.device, log))
-    files.finish(summary)
+    files.finish(summary, s.progress_fraction())
     s.strategy.close()
     return summary
 

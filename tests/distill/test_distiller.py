@@ -66,7 +66,7 @@ def test_the_teacher_stays_frozen_without_a_graph(tmp_path, data_dir, teacher):
     assert out.grad_fn is None and not out.requires_grad
     assert not any(p is q for p in t.model.parameters() for group in session.optimizer.param_groups
                    for q in group["params"])
-    session.files.finish({"status": "done", "steps": 3})
+    session.files.finish({"status": "done", "steps": 3}, 1.0)
 
 
 def test_a_tokenizer_or_vocabulary_mismatch_is_a_clear_error(tmp_path, data_dir, teacher):
@@ -91,7 +91,7 @@ def test_a_bf16_teacher_on_its_own_device_teaches(tmp_path, data_dir, teacher):
     t = session.objective.distiller.teacher
     assert {p.dtype for p in t.model.parameters()} == {torch.bfloat16} and str(t.device) == "cpu"
     assert t(torch.zeros(1, 4, dtype=torch.long)).dtype == torch.float32
-    session.files.finish({"status": "done", "steps": 0})
+    session.files.finish({"status": "done", "steps": 0}, 1.0)
 
 
 def test_the_student_starts_where_an_undistilled_one_does(tmp_path, data_dir, teacher):
@@ -102,7 +102,7 @@ def test_the_student_starts_where_an_undistilled_one_does(tmp_path, data_dir, te
     for (name, a), (_, b) in zip(distilled.model.state_dict().items(), scratch.model.state_dict().items()):
         assert torch.equal(a, b), name
     for s in (distilled, scratch):
-        s.files.finish({"status": "done", "steps": 0})
+        s.files.finish({"status": "done", "steps": 0}, 1.0)
 
 
 @pytest.mark.parametrize("loss", ["mse", "cosine"])
@@ -114,12 +114,12 @@ def test_feature_distillation_trains_a_projection_and_resumes_it(tmp_path, data_
     start = projection.detach().clone()
     train_step(session)
     assert not torch.equal(projection, start) and "distill_feature" in session.objective.stats()
-    session.files.finish({"status": "done", "steps": 1})
+    session.files.finish({"status": "done", "steps": 1}, 1.0)
     train(cfg, tmp_path / "r", stop_after_steps=3, log=lambda *a: None)
     resumed = setup(cfg, tmp_path / "r", resume=True, log=lambda *a: None)
     saved = torch.load(os.path.join(tmp_path, "r", "checkpoint", "state.pt"), weights_only=True)["objective"][0]
     assert torch.equal(resumed.objective.parameters()[0].detach(), saved) and resumed.step == 3
-    resumed.files.finish({"status": "done", "steps": 3})
+    resumed.files.finish({"status": "done", "steps": 3}, 1.0)
 
 
 def test_bad_distill_settings_name_the_key(data_dir, teacher):
