@@ -23,8 +23,8 @@ from collections import Counter, defaultdict
 
 from agent import plots
 from agent.ledger import Ledger
-from foundry.errors import UserError
-from foundry.io import atomic_write_text
+from foundry.errors import ArgumentParser, UserError
+from foundry.io import atomic_write_text, check_writable_dir, to_json
 from foundry.search import stats
 
 
@@ -160,13 +160,15 @@ def to_html(text: str, name: str) -> str:
 
 
 def report_main(argv) -> int:
-    p = argparse.ArgumentParser(prog="foundry report", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="foundry report", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("campaign", help="campaign folder (experiments/NAME) or name")
     p.add_argument("--out", help="folder for report.md, report.html and the PNGs (default CAMPAIGN/report)")
     p.add_argument("--json", action="store_true", help="print the report's numbers as JSON")
     args = p.parse_args(argv)
     folder = campaign_dir(args.campaign)
+    out = args.out or os.path.join(folder, "report")
+    check_writable_dir(out, "--out")   # before any work
     from agent import settings as settings_mod
     s = settings_mod.load(os.path.join(folder, "campaign.yaml"))
     ledger = Ledger(os.path.join(folder, "ledger.sqlite"), readonly=True)
@@ -174,7 +176,6 @@ def report_main(argv) -> int:
         data = gather(ledger, s.promotion.lower_is_better)
     finally:
         ledger.close()
-    out = args.out or os.path.join(folder, "report")
     os.makedirs(out, exist_ok=True)
     pngs = plots.render(data, out, s.promotion.metric)
     name = os.path.basename(os.path.abspath(folder))
@@ -182,7 +183,7 @@ def report_main(argv) -> int:
     atomic_write_text(os.path.join(out, "report.md"), text)
     atomic_write_text(os.path.join(out, "report.html"), to_html(text, name))
     if args.json:
-        print(json.dumps({**data, "files": pngs + ["report.md", "report.html"], "out": out}, indent=1))
+        print(to_json({**data, "files": pngs + ["report.md", "report.html"], "out": out}, indent=1))
     else:
         print(f"{out}: report.md, report.html, {', '.join(pngs)}")
     return 0

@@ -18,6 +18,7 @@ import sqlite3
 import time
 
 from foundry.errors import UserError
+from foundry.io import to_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS generations (
@@ -72,7 +73,7 @@ class Ledger:
 
     def set_meta(self, key: str, value) -> None:
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, to_json(value)))
 
     # ---- generations
     def generation(self, gen: int) -> dict | None:
@@ -137,7 +138,7 @@ class Ledger:
             self.db.execute(
                 "UPDATE trials SET status=?, metric=?, val_bpb=?, val_loss=?, summary=?, reason=?,"
                 " log_tail=?, finished_at=?, wall_s=?, train_s=? WHERE id=?",
-                (status, metric, s.get("val_bpb"), s.get("val_loss"), json.dumps(summary) if summary else None,
+                (status, metric, s.get("val_bpb"), s.get("val_loss"), to_json(summary) if summary else None,
                  reason or None, log_tail if status != "done" else None, time.time(), wall_s,
                  s.get("wall_s"), trial_id))
 
@@ -176,7 +177,7 @@ class Ledger:
         """The decision and the generation's next phase are written in one transaction."""
         row = {"gen": gen, "kind": kind, "state": state, "created_at": time.time(), **fields}
         if isinstance(row.get("details"), dict):
-            row["details"] = json.dumps(row["details"])
+            row["details"] = to_json(row["details"])
         with self.db:
             self.db.execute(f"INSERT INTO decisions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                             tuple(row.values()))

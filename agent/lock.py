@@ -5,7 +5,9 @@
 
 The lock is an fcntl advisory lock on the file, so the kernel releases it the moment its
 owner dies (even by kill -9): a lock file left by a dead process is stale and simply taken
-over; the pid inside is for people and error messages.
+over; the pid inside is for people and error messages. A clean release removes the file
+(while still holding the lock; an acquirer checks that the file it locked is still the one
+at the path), so a campaign that is not running has no lock file.
 """
 from __future__ import annotations
 
@@ -13,16 +15,7 @@ import fcntl
 import os
 
 from foundry.errors import UserError
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from foundry.io import pid_alive  # noqa: F401 (re-exported: status and tests read it here)
 
 
 def read_pid(path: str) -> int | None:
@@ -40,14 +33,21 @@ class CampaignLock:
         self.took_over_pid: int | None = None   # the dead owner of a stale lock, if any
 
     def acquire(self) -> "CampaignLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            owner = read_pid(self.path)
-            raise UserError(f"{self.path}: campaign is locked by a running supervisor (pid {owner}); "
-                            "stop it first or pick another --campaign") from None
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                owner = read_pid(self.path)
+                raise UserError(f"{self.path}: campaign is locked by a running supervisor (pid {owner}); "
+                                "stop it first or pick another --campaign") from None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)   # its owner removed the file as we locked it: lock the new one
         previous = read_pid(self.path)
         if previous and previous != os.getpid():
             self.took_over_pid = previous   # its flock is gone, so it died or crashed
@@ -61,7 +61,9 @@ class CampaignLock:
         if self.fd is None:
             return
         try:
-            os.ftruncate(self.fd, 0)   # an empty file says "nobody"; the flock goes with the close
+            os.unlink(self.path)   # still locked, so no one else holds this file; the flock goes with the close
+        except FileNotFoundError:
+            pass
         finally:
             os.close(self.fd)
             self.fd = None

@@ -337,12 +337,21 @@ class Supervisor:
         self.view.log(f"gen {gen}: committed {sha[:10]} {promotion.rel_path}: {promotion.change}")
 
     def phase_cleanup(self, gen: int) -> None:
+        """Delete the checkpoints the policy does not keep. `baseline` keeps the promoted variant's
+        (it is the baseline now) or else the baseline's screening run, and drops the baseline
+        checkpoint an earlier generation kept, so a person always has the current baseline to try."""
         policy, decision = self.settings.search.keep_checkpoints, self.ledger.decision(gen)
-        promoted = decision and decision["state"] == "committed" and policy == "promoted"
-        keep = {decision["variant"]} if promoted else set()
+        trials = self.ledger.trials(gen=gen)
+        promoted = decision and decision["state"] == "committed" and policy in ("promoted", "baseline")
+        keep = {t["id"] for t in trials if promoted and t["variant"] == decision["variant"]}
+        if policy == "baseline" and not promoted:
+            keep |= {t["id"] for t in trials if t["variant"] == "baseline" and t["role"] == "screen"
+                     and t["status"] == "done"}
+        if policy == "baseline" and keep:   # a newer baseline checkpoint exists: drop the older ones
+            trials += [t for t in self.ledger.trials(variant=["baseline"]) if t["gen"] < gen]
         if policy != "all":
-            for t in self.ledger.trials(gen=gen):
-                if t["variant"] not in keep:
+            for t in trials:
+                if t["id"] not in keep:
                     shutil.rmtree(os.path.join(self.root, t["run_dir"], "checkpoint"), ignore_errors=True)
         self.ledger.set_phase(gen, "done")
 
@@ -369,7 +378,7 @@ class Supervisor:
                 self.on_event(event)
             if self.stop_signal:
                 raise Stopped
-            self.view.update([progress_line(s.trial_id, w.name, started, read_progress(s.out_dir))
+            self.view.update([progress_line(s.trial_id, w.name, started, read_progress(s.out_dir), self.view.columns())
                               for s, w, started in self.pool.running()])
             time.sleep(self.poll_s)
 

@@ -19,14 +19,22 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from foundry.config import ConfigError, build_dataclass
+from foundry.config import ConfigError, build_dataclass, in_range
 from foundry.errors import UserError
 from foundry.io import atomic_write_text
 from foundry.runner.backends import BACKENDS
 
-CHECKPOINT_POLICIES = ("promoted", "all", "none")
+# baseline: the current baseline's checkpoint (to sample and eval) and every promoted one; promoted:
+# the promoted ones only; all; none
+CHECKPOINT_POLICIES = ("baseline", "promoted", "all", "none")
 PROPOSERS = ("random", "learned")
 EQUAL_MODES = ("tokens", "flops")
+MIN_TRIAL_TIMEOUT_S = 30.0   # below it a trial cannot even import torch and load its data on a busy machine
+RANGES = {"search.population": "[1, 10000]", "search.seed": "[0, 4294967295]",
+          "search.trial_timeout_s": f"[{MIN_TRIAL_TIMEOUT_S:g}, 1e7]", "promotion.confirm_seeds": "[0, 1000]",
+          "promotion.max_confirm_seeds": "[0, 1000]", "promotion.alpha": "(0, 1)", "promotion.transfer_seeds": "[1, 1000]",
+          "promotion.min_delta": "[0, 1e9]", "proposer.timeout_s": "[1, 1e6]",
+          "search.gpus_per_trial": "[1, 4096]", "search.cpus_per_trial": "[1, 4096]"}
 
 
 @dataclass
@@ -35,7 +43,7 @@ class SearchSettings:
     workers: str = "auto"           # auto = one per GPU, else CPU workers splitting the cores
     seed: int = 1337                # generation g screens with seed + 1000 * g
     trial_timeout_s: float = 7200.0
-    keep_checkpoints: str = "promoted"   # promoted | all | none: which checkpoints survive ranking
+    keep_checkpoints: str = "baseline"   # baseline | promoted | all | none: which checkpoints survive ranking
     proposer: str = "learned"       # random | learned (agent/learned.py): the mutation registry's proposer
     gpus_per_trial: int = 1         # devices a trial takes (GPUs, or CPU workers without GPUs), one process each
     backend: str = "local"          # local | ray: where trials run (foundry/runner/backends.py)
@@ -70,51 +78,52 @@ class Settings:
     promotion: PromotionSettings = field(default_factory=PromotionSettings)
     proposer: ProposerSettings = field(default_factory=ProposerSettings)
 
-    def worker_count(self):
+    def worker_count(self, key: str = "search.workers"):
         """'auto' or a positive int, for foundry.runner.pool.plan_workers."""
         value = str(self.search.workers)
         if value == "auto":
             return "auto"
-        if value.isdigit() and int(value) > 0:
+        if value.isdigit() and 0 < int(value) <= 4096:
             return int(value)
-        raise UserError(f"search.workers: expected 'auto' or a positive number, got {value!r}")
+        raise UserError(f"{key}: expected 'auto' or a number of workers in [1, 4096], got {value!r}")
 
 
-def check(s: Settings, path: str) -> None:
-    if s.search.population < 1:
-        raise UserError(f"{path}: search.population: must be at least 1")
+def check(s: Settings, path: str, names: dict | None = None) -> None:
+    """UserError naming the flag (`names`: dotted key -> --flag) or the file and key of a bad value."""
+    names = names or {}
+
+    def where(key: str) -> str:
+        return names.get(key) or f"{path}: {key}"
+    for key, text in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(s, section), name)
+        if not in_range(value, text):
+            raise UserError(f"{where(key)}: must be in {text}, got {value}")
     if s.search.keep_checkpoints not in CHECKPOINT_POLICIES:
-        raise UserError(f"{path}: search.keep_checkpoints: unknown {s.search.keep_checkpoints!r} "
+        raise UserError(f"{where('search.keep_checkpoints')}: unknown {s.search.keep_checkpoints!r} "
                         f"(valid: {', '.join(CHECKPOINT_POLICIES)})")
     if s.search.backend not in BACKENDS:
-        raise UserError(f"{path}: search.backend: unknown {s.search.backend!r} (valid: {', '.join(BACKENDS)})")
-    if s.search.gpus_per_trial < 1 or s.search.cpus_per_trial < 1:
-        raise UserError(f"{path}: search.gpus_per_trial/cpus_per_trial: must be at least 1")
-    if s.search.trial_timeout_s <= 0:
-        raise UserError(f"{path}: search.trial_timeout_s: must be positive")
+        raise UserError(f"{where('search.backend')}: unknown {s.search.backend!r} (valid: {', '.join(BACKENDS)})")
     p = s.promotion
     if s.search.proposer not in PROPOSERS:
-        raise UserError(f"{path}: search.proposer: unknown {s.search.proposer!r} (valid: {', '.join(PROPOSERS)})")
+        raise UserError(f"{where('search.proposer')}: unknown {s.search.proposer!r} (valid: {', '.join(PROPOSERS)})")
     if p.equal not in EQUAL_MODES:
-        raise UserError(f"{path}: promotion.equal: unknown {p.equal!r} (valid: {', '.join(EQUAL_MODES)})")
-    if p.min_delta < 0 or not 0 < p.alpha < 1:
-        raise UserError(f"{path}: promotion.min_delta: must not be negative; promotion.alpha: must be in (0, 1)")
+        raise UserError(f"{where('promotion.equal')}: unknown {p.equal!r} (valid: {', '.join(EQUAL_MODES)})")
     if p.confirm_seeds == 0 and not p.no_noise_control:
-        raise UserError(f"{path}: promotion.confirm_seeds 0 leaves the decision to one seed's noise; "
+        raise UserError(f"{where('promotion.confirm_seeds')}: 0 leaves the decision to one seed's noise; "
                         "pass --no-noise-control (promotion.no_noise_control: true) to allow it")
-    if p.confirm_seeds == 1 or p.confirm_seeds < 0:
-        raise UserError(f"{path}: promotion.confirm_seeds: a t-test needs at least 2 fresh seeds "
+    if p.confirm_seeds == 1:
+        raise UserError(f"{where('promotion.confirm_seeds')}: a t-test needs at least 2 fresh seeds "
                         f"(or 0 with --no-noise-control), got {p.confirm_seeds}")
     if p.max_confirm_seeds and p.max_confirm_seeds < p.confirm_seeds:
-        raise UserError(f"{path}: promotion.max_confirm_seeds ({p.max_confirm_seeds}) is below confirm_seeds "
+        raise UserError(f"{where('promotion.max_confirm_seeds')}: {p.max_confirm_seeds} is below confirm_seeds "
                         f"({p.confirm_seeds}); 0 = no sequential confirmation")
-    if p.transfer_seeds < 1:
-        raise UserError(f"{path}: promotion.transfer_seeds: must be at least 1")
-    s.worker_count()
+    s.worker_count(where("search.workers"))
 
 
-def load(path: str, overrides: dict | None = None) -> Settings:
-    """Settings from `path` (defaults if missing), then dotted `overrides` ({"search.population": 8})."""
+def load(path: str, overrides: dict | None = None, names: dict | None = None) -> Settings:
+    """Settings from `path` (defaults if missing), then dotted `overrides` ({"search.population": 8});
+    `names` maps an override's key to the flag it came from, for error messages."""
     data = {}
     if os.path.exists(path):
         try:
@@ -122,6 +131,8 @@ def load(path: str, overrides: dict | None = None) -> Settings:
                 data = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
             raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise UserError(f"{path}: cannot read ({e})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: top level: expected a mapping")
     for dotted, value in (overrides or {}).items():
@@ -148,8 +159,9 @@ def load(path: str, overrides: dict | None = None) -> Settings:
     try:
         s = build_dataclass(Settings, data)
     except ConfigError as e:
-        raise UserError(f"{path}: {e}") from None
-    check(s, path)
+        key = str(e).split(":")[0]
+        raise UserError(f"{names[key]}{str(e)[len(key):]}" if key in (names or {}) else f"{path}: {e}") from None
+    check(s, path, names)
     return s
 
 

@@ -1,6 +1,7 @@
 """The `foundry` command: one dict of subcommand -> function, at the end of this file.
 
-    foundry --help              lists the subcommands
+    foundry --help              lists the subcommands (INTERNAL ones, run by other commands, are not)
+    foundry --version
     foundry train CONFIG [key=value ...] [--out DIR]
     foundry SUBCOMMAND --help   the options of one
 
@@ -88,6 +89,16 @@ def _evolve(argv):
     return evolve_main(argv)
 
 
+def _distill(argv):
+    from foundry.distill.cli import distill_main
+    return distill_main(argv)
+
+
+def _prune(argv):
+    from foundry.prune.cli import prune_main
+    return prune_main(argv)
+
+
 def _data(argv):
     from foundry.data.cli import data_main
     return data_main(argv)
@@ -103,27 +114,63 @@ def _fuse(argv):
     return fuse_main(argv)
 
 
+def _merge(argv):
+    from foundry.merge.cli import merge_main
+    return merge_main(argv)
+
+
+USAGE = """usage: foundry COMMAND [options]      (foundry COMMAND --help for its options)
+
+Foundry trains small language models, mutates their configs, ranks the variants with
+noise-aware statistics and commits the winners to git, unattended.
+
+  foundry run --generations 1 --population 2     a first, short campaign (about 3 minutes)
+  foundry train baselines/tiny.yaml              train one config into runs/NAME-HASH
+  foundry status                                 what the latest campaign is doing
+
+commands:"""
+INTERNAL = {"train-rung"}   # run by `foundry sweep --asha`, not by people: not listed
+
+
+def _usage() -> int:
+    print(USAGE)
+    for name, (_, summary) in COMMANDS.items():
+        if name not in INTERNAL:
+            print(f"  {name:<10} {summary}")
+    return 0
+
+
+def _version() -> int:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        print(f"foundry {version('foundry')}")
+    except PackageNotFoundError:   # run from a source tree that was never installed
+        print("foundry (not installed)")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.split("\n\n")[0] + "\n\nsubcommands:")
-        for name, (_, summary) in COMMANDS.items():
-            print(f"  {name:<10} {summary}")
-        return 0 if argv else 2
+        code = run_command("foundry", lambda _: _usage(), [])
+        return code if argv else 2
+    if argv[0] in ("-V", "--version"):
+        return run_command("foundry", lambda _: _version(), [])
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"foundry: unknown subcommand {name!r} (valid: {', '.join(COMMANDS)})", file=sys.stderr)
+        shown = ", ".join(n for n in COMMANDS if n not in INTERNAL)
+        print(f"foundry: unknown command {name!r} (valid: {shown}; foundry --help)", file=sys.stderr)
         return 2
     return run_command(f"foundry {name}", COMMANDS[name][0], rest)
 
 
 COMMANDS = {
     "train": (_train, "train a config; writes summary.json, checkpoint, TensorBoard events"),
-    "validate": (_validate, "load and check a config with overrides; print it resolved"),
-    "sample": (_sample, "generate text from a checkpoint"),
+    "validate": (_validate, "check a config (with overrides) and print it resolved"),
+    "sample": (_sample, "generate text from a trained checkpoint"),
     "eval": (_eval, "score a checkpoint or Hugging Face folder on benchmark tasks"),
     "run": (_run, "the supervisor: mutate, train, rank and promote, unattended"),
-    "status": (_status, "what a campaign is doing now"),
+    "status": (_status, "what a campaign (or one run folder) is doing now"),
     "runs": (_runs, "query the trials of a campaign's ledger"),
     "history": (_history, "the lineage of promoted baselines, read from git"),
     "report": (_report, "a campaign's plots and page: baseline over time, promotions, effects, compute"),
@@ -135,7 +182,10 @@ COMMANDS = {
     "data": (_data, "corpus tools: stats, filter, dedupe, synth (self-instruct), revise (constitution pairs)"),
     "zoo": (_zoo, "presets; Hugging Face Llama / Mistral / Qwen2 / GPT-2 import and export"),
     "fuse": (_fuse, "fuse experts' blocks (any family, any width) with adapters and routers; `fuse report RUN`"),
+    "merge": (_merge, "merge models with a mergekit-format recipe (linear, slerp, ties, dare, ...)"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
+    "distill": (_distill, "distill cache: a teacher's top-k logits for a student's training stream"),
+    "prune": (_prune, "prune a run (magnitude, saliency, wanda, N:M, heads/neurons/layers) into a new run"),
 }
 
 if __name__ == "__main__":

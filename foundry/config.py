@@ -20,12 +20,14 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass, field
 
 import yaml
 
+from foundry.config_sections import CurriculumConfig, DistillConfig, EvalConfig, FeatureConfig, PruneConfig  # noqa: F401
 from foundry.errors import UserError
 from foundry.io import atomic_write_text
 
@@ -68,6 +70,7 @@ class ModelConfig:
     qkv_bias: bool = False      # biases on the query/key/value projections only (Qwen2); `bias` sets all
     mlp_hidden: int = 0         # MLP hidden width; 0 = derived from mlp_ratio (HF intermediate_size)
     preset: str = ""            # a named shape (foundry zoo list) filling the model keys a file leaves out
+    head_size: int = 0          # width of one attention head; 0 = n_embd // n_head (pruned heads keep theirs)
     dropout: float = 0.0
     bias: bool = False
     tie_embeddings: bool = True
@@ -82,7 +85,7 @@ class ModelConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.n_embd // self.n_head
+        return self.head_size or self.n_embd // self.n_head
 
 
 @dataclass
@@ -105,21 +108,15 @@ class TrainConfig:
     device: str = "auto"        # auto | cpu | cuda | cuda:N
     compile: bool = False       # torch.compile the model (helps on GPUs; tokens/s leaves its warm-up steps out)
     strategy: str = "auto"      # processes under torchrun: auto (ddp < 1B params <= fsdp) | ddp | fsdp | none; see training/parallel.py
+    threads: int = 0            # CPU threads; 0 = the cores free when the run starts (or OMP_NUM_THREADS)
     init_from: str = ""         # a run folder or checkpoint to start from (fine-tuning, DPO)
     lora_rank: int = 0          # 0 = train every weight; else LoRA adapters only
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
     diverge_factor: float = 4.0  # loss above factor x its initial value = diverged
     checkpoint_interval: int = 0  # steps between checkpoints; 0 = at eval time and end
-
-
-@dataclass
-class CurriculumConfig:
-    by: str = "none"            # none | length | perplexity: what makes a training document easy
-    reference: str = ""         # perplexity: the run folder or checkpoint that scores the documents
-    schedule: str = "sqrt"      # how harder data enters: sqrt | linear | step (foundry.data.curriculum)
-    start: float = 0.2          # share of the training data (easiest first) sampled at step 0
-    ramp: float = 0.5           # share of the budget after which every training token can be drawn
+    distill: DistillConfig = field(default_factory=DistillConfig)  # knowledge distillation (foundry/distill/)
+    prune: PruneConfig = field(default_factory=PruneConfig)  # prune the starting weights (foundry/prune/)
 
 
 @dataclass
@@ -144,15 +141,6 @@ class BudgetConfig:
     tokens: int = 0
     steps: int = 0
     seconds: float = 0.0
-
-
-@dataclass
-class EvalConfig:
-    interval: int = 100         # steps between validation passes
-    bytes: int = 16384          # the first N bytes of validation text are scored (0 = all); see evaluation.py
-    tasks: list[str] = field(default_factory=list)  # benchmark tasks run after training
-    limit: int = 0              # items per task (0 = all); a cheap, fixed subset for ranking
-    rank: dict[str, float] = field(default_factory=dict)  # task -> weight of summary's rank_score; empty = equal
 
 
 @dataclass
@@ -191,6 +179,7 @@ class Config:
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 LINEAGE_KEYS = ("name", "parent", "mutations")
+MACHINE_KEYS = ("train.threads",)   # how the machine runs a config, not what is trained: outside the hash
 SECTIONS = ("model", "train", "data", "budget", "eval")
 BUDGET_KEYS = ("tokens", "steps", "seconds")
 # keys that were removed, with what to write instead
@@ -198,7 +187,7 @@ REPLACED_KEYS = {"eval.batches": "replaced by eval.bytes, the bytes of validatio
                                  "depends on batch size and context); remove it, or set eval.bytes (0 = the whole split)"}
 # ModelConfig keys that `model.layers` may set for some layers only; the rest are model-wide
 PER_LAYER_KEYS = ("attention", "activation", "ffn", "mlp_ratio", "qk_norm", "window", "stride", "n_kv_head",
-                  "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor")
+                  "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor", "n_head", "mlp_hidden")
 
 
 # ---------------------------------------------------------------- per-layer variety
@@ -236,6 +225,29 @@ def layer_config(model_cfg, index: int):
 
 
 # ---------------------------------------------------------------- conversion
+def in_range(value, interval: str) -> bool:
+    """Whether `value` lies in an interval written as text: "[0, 1)" (bracket: included)."""
+    low, high = (float(x) for x in interval[1:-1].split(","))
+    return ((low <= value) if interval[0] == "[" else (low < value)) and \
+        ((value <= high) if interval[-1] == "]" else (value < high))
+
+
+def check_flags(args, ranges: dict) -> None:
+    """Refuse a command-line number outside its interval (nan included), naming the flag:
+    ranges maps argparse dests ("top_p") to intervals ("(0, 1]"); None (not given) passes."""
+    for key, interval in ranges.items():
+        value = getattr(args, key)
+        if value is not None and not in_range(value, interval):
+            flag = ("-" if len(key) == 1 else "--") + key.replace("_", "-")   # -n, --top-p
+            raise UserError(f"{flag}: must be in {interval}, got {value}")
+
+
+def shown(value) -> str:
+    """repr(value) for an error message, shortened when it is long (a 400-digit literal)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
 def _coerce(value, typ, key: str):
     """Check `value` against the annotation `typ`; ints widen to float, numeric strings to float."""
     if typ is typing.Any:
@@ -258,13 +270,22 @@ def _coerce(value, typ, key: str):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif typ is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            number = value
+        elif isinstance(value, str):
             try:
-                return float(value)  # YAML 1.1 reads "3e-4" as a string
+                number = float(value)  # YAML 1.1 reads "3e-4" as a string
             except ValueError:
                 pass
+        if number is not None:
+            try:
+                number = float(number)
+            except OverflowError:  # an integer literal beyond the float range
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}: expected a finite number, got {shown(value)}")
+            return number
     elif typ is str:
         if isinstance(value, str):
             return value
@@ -308,6 +329,8 @@ def build_dataclass(cls, data: dict, prefix: str = ""):
             raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(names)})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
+            if isinstance(value, str) and hasattr(typ, "SHORTHAND"):   # `curriculum: length` (and old run folders)
+                value = {typ.SHORTHAND: value}
             kwargs[key] = build_dataclass(typ, {} if value is None else value, dotted + ".")
         elif cls is ModelConfig and key == "layers":
             kwargs[key] = _coerce_layers(value, dotted)
@@ -394,19 +417,16 @@ def save(cfg: Config, path) -> None:
     atomic_write_text(path, dumps(cfg))
 
 
-def flat(cfg: Config) -> dict:
-    """Dotted key -> value for every leaf: top-level keys and the keys of each section."""
+def flat(cfg) -> dict:
+    """Dotted key -> value for every leaf: top-level keys and the keys of each section, nested
+    sections included (`train.distill.temperature`), so a new nested key never moves a hash."""
     out = {}
-    for top in dataclasses.fields(cfg):   # not to_dict: asdict's deep copy of everything is slow
-        value = getattr(cfg, top.name)
-        if top.name in SECTIONS:
-            for f in dataclasses.fields(value):
-                leaf = getattr(value, f.name)
-                if dataclasses.is_dataclass(leaf):   # a nested section (data.curriculum): as to_dict has it
-                    leaf = dataclasses.asdict(leaf)
-                out[f"{top.name}.{f.name}"] = copy.deepcopy(leaf) if isinstance(leaf, (list, dict)) else leaf
+    for f in dataclasses.fields(cfg):   # not to_dict: asdict's deep copy of everything is slow
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update({f"{f.name}.{k}": v for k, v in flat(value).items()})
         else:
-            out[top.name] = copy.deepcopy(value) if isinstance(value, (list, dict)) else value
+            out[f.name] = copy.deepcopy(value) if isinstance(value, (list, dict)) else value
     return out
 
 
@@ -416,10 +436,11 @@ def _defaults() -> dict:
 
 
 def config_hash(cfg: Config) -> str:
-    """12 hex digits over the values that differ from the defaults, lineage excluded, so adding a
+    """12 hex digits over the values that differ from the defaults, lineage and MACHINE_KEYS excluded, so adding a
     new setting (with a default) to the schema leaves every existing config's hash unchanged."""
     defaults = _defaults()
-    data = {k: v for k, v in flat(cfg).items() if k.split(".")[0] not in LINEAGE_KEYS and v != defaults[k]}
+    data = {k: v for k, v in flat(cfg).items()
+            if k.split(".")[0] not in LINEAGE_KEYS and k not in MACHINE_KEYS and v != defaults[k]}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -1,6 +1,8 @@
 """The machine in numbers: device choice, precision, peak FLOP/s for MFU, peak memory, descriptions.
 
-    device = pick_device("auto")         # cuda if available, else cpu
+    device = pick_device("auto")         # cuda if available, else cpu; UserError for a name absent here
+    threads, why = choose_threads(0)     # train.threads, else OMP_NUM_THREADS, else the cores free now
+    memory_bytes("cuda")                 # what a run on that device has (GPU memory, else RAM)
     with autocast(device, cfg): ...      # bf16 where train.dtype (auto: what the device does fast) says so
     peak_flops(device)                   # bf16 dense peak on known GPUs; measured fp32 matmul on CPU
     describe(device)                     # the device a run trained on, for summary.json
@@ -15,6 +17,7 @@ import time
 
 import torch
 
+from foundry.errors import UserError
 from foundry.io import atomic_write_text
 
 # Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s).
@@ -22,10 +25,91 @@ GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "
                  "4090": 165e12, "3090": 71e12}
 
 
-def pick_device(name: str = "auto") -> torch.device:
+# device kind -> whether this machine and torch build have it
+DEVICE_KINDS = {"cpu": lambda: True, "cuda": lambda: torch.cuda.is_available(),
+                "mps": lambda: torch.backends.mps.is_available()}
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N, mps"
+
+
+def device_name_error(name: str) -> str | None:
+    """Why `name` is not a device name (None when it is one); availability is pick_device's check."""
+    kind, colon, index = str(name).partition(":")
+    if name == "auto" or (kind in DEVICE_KINDS and not colon) or (kind == "cuda" and index.isdigit()):
+        return None
+    return f"unknown device {name!r} (valid: {DEVICE_NAMES})"
+
+
+def pick_device(name: str = "auto", key: str = "train.device") -> torch.device:
+    """The torch device `name` means here; UserError (naming `key`) for an unknown or absent one."""
+    reason = device_name_error(name)
+    if reason:
+        raise UserError(f"{key}: {reason}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    kind, _, index = name.partition(":")
+    if not DEVICE_KINDS[kind]():
+        why = (f"torch {torch.__version__} is built without CUDA" if kind == "cuda" and not torch.version.cuda
+               else f"no {kind} device found")
+        raise UserError(f"{key}: {name} is not available on this machine ({why}; use cpu or auto)")
+    if index and int(index) >= torch.cuda.device_count():
+        raise UserError(f"{key}: {name}: this machine shows {torch.cuda.device_count()} CUDA device(s)")
     return torch.device(name)
+
+
+def memory_bytes(name: str = "auto") -> tuple[int, str]:
+    """(bytes, description) of the memory a run on device `name` has: the GPU's, else the machine's
+    RAM (or the container's cgroup limit when lower)."""
+    kind, _, index = str(name).partition(":")
+    if kind in ("auto", "cuda") and torch.cuda.is_available():
+        index = int(index or 0)
+        if index < torch.cuda.device_count():
+            return torch.cuda.get_device_properties(index).total_memory, f"GPU {index}"
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="utf-8") as f:
+            limit = f.read().strip()
+        total = min(total, int(limit)) if limit.isdigit() else total
+    except OSError:
+        pass
+    return total, "this machine's memory"
+
+
+def free_cores(interval: float = 0.25) -> float:
+    """CPUs of this process's affinity set that were idle over `interval` seconds, from /proc/stat
+    (a fractional count); the whole set where /proc/stat cannot be read."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+    def sample() -> dict:
+        with open("/proc/stat", encoding="utf-8") as f:
+            rows = [line.split() for line in f if line.startswith("cpu") and line[3].isdigit()]
+        return {int(r[0][3:]): (int(r[4]) + int(r[5]), sum(int(x) for x in r[1:9])) for r in rows}
+    try:
+        before = sample()
+        time.sleep(interval)
+        after = sample()
+    except (OSError, ValueError, IndexError):
+        return float(len(cpus))
+    idle = 0.0
+    for cpu in cpus:
+        if cpu in before and cpu in after:
+            total = after[cpu][1] - before[cpu][1]
+            idle += (after[cpu][0] - before[cpu][0]) / total if total > 0 else 1.0
+    return idle
+
+
+def choose_threads(requested: int = 0) -> tuple[int, str]:
+    """(intra-op threads, why): `requested` if positive, else OMP_NUM_THREADS if set, else the cores
+    free right now. On a busy machine every extra thread waits for the slowest one, which shares
+    its core with another process: bench/busy_cpu_threads.py measured 2 threads with one of two
+    cores taken at a fraction of the speed of 1 thread."""
+    if requested > 0:
+        return requested, "train.threads"
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env), "OMP_NUM_THREADS"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    free = free_cores()
+    return max(1, min(cpus, int(free + 0.2))), f"{free:.1f} of {cpus} cores free"
 
 
 def describe(device) -> str:

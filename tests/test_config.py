@@ -62,11 +62,11 @@ BAD = [
     ({"model": {"n_embd": 100, "n_head": 3}}, "model.n_embd: 100 is not divisible by model.n_head=3"),
     ({"model": {"n_head": 4, "n_kv_head": 3, "attention": "gqa"}}, "model.n_kv_head: model.n_head=4 is not divisible by 3"),
     ({"model": {"n_head": 4, "n_kv_head": 2, "attention": "mha"}}, "model.attention: mha uses n_kv_head = n_head"),
-    ({"model": {"n_layer": 0}}, "model.n_layer: must be positive"),
+    ({"model": {"n_layer": 0}}, "model.n_layer: must be in [1, 1e6], got 0"),
     ({"budget": {"steps": 0}}, "budget: set exactly one"),
-    ({"budget": {"steps": -5}}, "budget: set exactly one"),
+    ({"budget": {"steps": -5}}, "budget.steps: must be in [0, 1e12], got -5"),
     ({"budget": {"steps": 5, "tokens": 100}}, "budget: set exactly one"),
-    ({"train": {"lr": 0}}, "train.lr: must be positive"),
+    ({"train": {"lr": 0}}, "train.lr: must be in (0, 1000], got 0"),
     ({"train": {"lr": 1e-3, "min_lr": 1e-2}}, "train.min_lr"),
     ({"model": {"dropout": 1.5}}, "model.dropout"),
 ]
@@ -168,3 +168,12 @@ def test_hash_covers_only_values_that_differ_from_the_defaults():
     minimal = catalog.from_dict({"budget": {"steps": 5}})
     spelled_out = catalog.from_dict({**config.to_dict(config.Config()), "budget": {"steps": 5}})
     assert config.config_hash(minimal) == config.config_hash(spelled_out)
+
+
+def test_a_curriculum_name_alone_is_shorthand_for_by():
+    """`data.curriculum: none` (how run folders before the curriculum section wrote it) still loads."""
+    from foundry.config import parse
+    assert parse({"data": {"curriculum": "length"}}).data.curriculum.by == "length"
+    assert parse({"data": {"curriculum": "none"}}).data.curriculum.start == 0.2
+    with pytest.raises(ConfigError, match="data.curriculum: expected a mapping"):
+        parse({"data": {"curriculum": 3}})

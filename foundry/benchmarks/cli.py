@@ -12,7 +12,7 @@ records and, when weights are known (--rank, else the checkpoint's eval.rank), t
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 
@@ -24,13 +24,19 @@ from foundry.benchmarks.results import (
     write_json,
 )
 from foundry.benchmarks.tasks import TASKS, run_tasks, task_class
-from foundry.errors import UserError
+from foundry.config import in_range
+from foundry.errors import ArgumentParser, UserError
+from foundry.io import check_writable_dir, to_json
+
+# the numeric options and the values they may take ("[a, b]" closed, "(a, b)" open)
+CHECKS = {"limit": "[0, 1e9]", "batch_tokens": "[1, 1e9]", "workers": "[1, 1024]", "shots": "[0, 1000]",
+          "max_new_tokens": "[1, 1e6]", "timeout": "(0, 86400]", "dpo_beta": "(0, 1000]", "seed": "[0, 4294967295]"}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="foundry eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=f"tasks: {', '.join(TASKS)}")
+    p = ArgumentParser(prog="foundry eval", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=f"tasks: {', '.join(TASKS)}")
     p.add_argument("target", nargs="?", help="Foundry run dir / checkpoint folder, or a Hugging Face model folder")
     p.add_argument("--tasks", help="comma-separated task names (default: the checkpoint's eval.tasks, else bpb)")
     p.add_argument("--limit", type=int, default=0, help="first N items of each task (0 = all)")
@@ -81,9 +87,14 @@ def eval_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if (args.target is None) == (args.samples is None):
         raise UserError("give exactly one of TARGET (a model to evaluate) or --samples FILE")
-    for key in ("limit", "batch_tokens", "workers"):
-        if getattr(args, key) < 0 or (key != "limit" and getattr(args, key) == 0):
-            raise UserError(f"--{key.replace('_', '-')}: must be positive, got {getattr(args, key)}")
+    for key, interval in CHECKS.items():
+        value = getattr(args, key)
+        if value is not None and not in_range(value, interval):   # also refuses nan
+            raise UserError(f"--{key.replace('_', '-')}: must be in {interval}, got {value}")
+    if args.out:
+        check_writable_dir(os.path.dirname(os.path.abspath(args.out)), "--out")
+        if os.path.isdir(args.out):
+            raise UserError(f"--out {args.out}: is a folder; name the JSON file to write")
     opts = EvalOptions(data_dir=args.data, paths=_paths(args.path), limit=args.limit, shots=args.shots,
                        seed=args.seed, max_new_tokens=args.max_new_tokens, timeout=args.timeout,
                        workers=args.workers, dpo_beta=args.dpo_beta, allow_partial=args.allow_partial)
@@ -123,7 +134,7 @@ def eval_main(argv: list[str]) -> int:
     if args.out:
         write_json(report, args.out)
     if args.json:
-        print(json.dumps(report, indent=1, default=str))
+        print(to_json(report, indent=1, default=str))
     else:
         print(format_table(results))
         if report["rank"]:

@@ -10,11 +10,10 @@ The supervisor ranks with eval.rank from the config (task -> weight); empty mean
 """
 from __future__ import annotations
 
-import json
 import math
 
 from foundry.errors import UserError
-from foundry.io import atomic_write_text
+from foundry.io import atomic_write_text, to_json
 
 DEFAULT_RANK = {"bpb": 1.0}
 
@@ -57,4 +56,4 @@ def format_table(results: dict) -> str:
 
 
 def write_json(report: dict, path: str) -> None:
-    atomic_write_text(path, json.dumps(report, indent=1, default=str) + "\n")
+    atomic_write_text(path, to_json(report, indent=1, default=str) + "\n")

@@ -22,9 +22,9 @@ from foundry.errors import UserError
 
 
 def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    """'auto' -> cuda if available, else cpu; UserError for an unknown device or one absent here."""
+    from foundry.hardware import pick_device
+    return str(pick_device(device, "--device"))
 
 
 class FoundryLM(LanguageModel):

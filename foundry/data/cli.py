@@ -13,16 +13,34 @@ what it did (per filter: documents and characters removed, and why); --json prin
 """
 from __future__ import annotations
 
-import argparse
-import json
+import os
 import sys
 import time
 
 import numpy as np
 import yaml
 
-from foundry.errors import UserError
-from foundry.io import atomic_write_text
+from foundry.config import check_flags
+from foundry.errors import ArgumentParser, UserError
+from foundry.io import atomic_write_text, check_writable_dir, to_json
+
+# the numeric options of each command and the values they may take ("[a, b]" closed, "(a, b)" open)
+RANGES = {
+    "stats": {"near": "[0, 1]"},
+    "dedupe": {"threshold": "(0, 1]", "num_perm": "[16, 4096]", "ngram": "[1, 1000]"},
+    "generation": {"seed": "[0, 4294967295]", "temperature": "[0, 100]", "top_p": "(0, 1]",
+                   "max_new": "[1, 1e6]", "batch_size": "[1, 1e5]"},
+    "synth": {"n": "[1, 1e7]", "rouge": "(0, 1]", "max_rounds": "[1, 1e6]"},
+}
+
+
+def _check_out(path) -> None:
+    """Refuse an --out that cannot be written before any work: a folder, or a place without write access."""
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise UserError(f"--out {path}: is a folder; name the JSONL file to write")
+    check_writable_dir(os.path.dirname(os.path.abspath(path)), "--out")
 
 
 def _source_args(parser):
@@ -44,7 +62,7 @@ def _read(args):
 
 def _write(path, documents, records, kept) -> None:
     rows = [records[i] for i in kept] if records is not None else [{"text": documents[i]} for i in kept]
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(path, "".join(to_json(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def _print_report(report, total: int, kept: int, out) -> None:
@@ -73,7 +91,7 @@ def _run_filters(args, specs):
     result = {"source": args.source, "documents": len(docs), "kept": len(kept), "seconds": round(seconds, 3),
               "documents_per_s": round(len(docs) / max(seconds, 1e-9), 1), "filters": report, "out": args.out}
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(to_json(result, indent=1))
     else:
         _print_report(report, len(docs), len(kept), args.out)
         print(f"{result['documents_per_s']:,.0f} documents/s")
@@ -81,15 +99,16 @@ def _run_filters(args, specs):
 
 
 def filter_main(argv) -> int:
-    p = argparse.ArgumentParser(prog="foundry data filter", description="Apply data.filters to a corpus.")
+    p = ArgumentParser(prog="foundry data filter", description="Apply data.filters to a corpus.")
     _source_args(p)
     p.add_argument("--filters", help="YAML list of filters, e.g. '[{name: length, min_chars: 200}, {name: exact_dup}]'")
     p.add_argument("--config", help="use this config's data.filters instead")
     p.add_argument("--tokenizer", default="byte", help="tokenizer for token-length limits (default: byte)")
     p.add_argument("--out", help="write the kept documents here as JSONL")
     args = p.parse_args(argv)
+    _check_out(args.out)
     if bool(args.filters) == bool(args.config):
-        raise UserError("foundry data filter: give exactly one of --filters and --config")
+        raise UserError("give exactly one of --filters and --config")
     if args.config:
         from foundry.catalog import load
         specs = load(args.config).data.filters
@@ -106,7 +125,7 @@ def filter_main(argv) -> int:
 
 
 def dedupe_main(argv) -> int:
-    p = argparse.ArgumentParser(prog="foundry data dedupe",
+    p = ArgumentParser(prog="foundry data dedupe",
                                 description="Remove exact (normalized text) and near (MinHash LSH) duplicates.")
     _source_args(p)
     p.add_argument("--threshold", type=float, default=0.8, help="Jaccard threshold of near duplicates (default 0.8)")
@@ -115,6 +134,8 @@ def dedupe_main(argv) -> int:
     p.add_argument("--no-exact", action="store_true", help="skip the exact-duplicate pass")
     p.add_argument("--out", help="write the unique documents here as JSONL")
     args = p.parse_args(argv)
+    check_flags(args, RANGES["dedupe"])
+    _check_out(args.out)
     args.tokenizer = "byte"
     specs = [] if args.no_exact else [{"name": "exact_dup"}]
     specs.append({"name": "near_dup", "threshold": args.threshold, "num_perm": args.num_perm, "ngram": args.ngram})
@@ -126,10 +147,11 @@ def dedupe_main(argv) -> int:
 
 def stats_main(argv) -> int:
     from foundry.data.filters import apply_filters
-    p = argparse.ArgumentParser(prog="foundry data stats", description="Sizes, lengths and duplicates of a corpus.")
+    p = ArgumentParser(prog="foundry data stats", description="Sizes, lengths and duplicates of a corpus.")
     _source_args(p)
     p.add_argument("--near", type=float, default=0.0, help="also count near duplicates at this Jaccard threshold")
     args = p.parse_args(argv)
+    check_flags(args, RANGES["stats"])
     source, _ = _read(args)
     docs = source.documents
     lengths = np.array([len(d) for d in docs])
@@ -146,7 +168,7 @@ def stats_main(argv) -> int:
         result["would_remove"][spec["name"]] = {"documents": entry["removed_documents"], "chars": entry["removed_chars"],
                                                 "reasons": {k: v["documents"] for k, v in entry["reasons"].items()}}
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(to_json(result, indent=1))
         return 0
     print(f"{args.source} ({source.kind}): {result['documents']:,} documents, {result['chars']:,} chars, "
           f"{result['words']:,} words, {result['bytes']:,} bytes")
@@ -177,32 +199,42 @@ def _generator(args):
 def _generation_args(p):
     p.add_argument("--model", required=True, help="a Foundry run folder or checkpoint")
     p.add_argument("--out", required=True, help="JSONL file to write")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-p", type=float, default=0.9)
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
+    p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling: the likeliest tokens up to this "
+                                                           "probability mass (default 0.9)")
     p.add_argument("--max-new", type=int, default=96, help="new tokens per generation (default 96)")
     p.add_argument("--batch-size", type=int, default=16, help="prompts sampled together (default 16)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
+
+
+def _check_generation(args, ranges: dict) -> None:
+    """synth / revise: numbers, the device and --out checked before the model loads."""
+    from foundry.hardware import pick_device
+    check_flags(args, {**RANGES["generation"], **ranges})
+    args.device = pick_device(args.device, "--device")
+    _check_out(args.out)
 
 
 def synth_main(argv) -> int:
     from foundry.data.synth import load_seeds, self_instruct
-    p = argparse.ArgumentParser(prog="foundry data synth", description="Self-instruct: new instructions and responses.")
+    p = ArgumentParser(prog="foundry data synth", description="Self-instruct: new instructions and responses.")
     _generation_args(p)
     p.add_argument("--seeds", required=True, help="JSONL seed tasks with an 'instruction' (or 'question') each")
     p.add_argument("-n", type=int, default=100, help="instructions to keep (default 100)")
     p.add_argument("--rouge", type=float, default=0.7, help="keep an instruction only below this ROUGE-L (default 0.7)")
-    p.add_argument("--max-rounds", type=int, default=50)
+    p.add_argument("--max-rounds", type=int, default=50, help="generation rounds before giving up (default 50)")
     args = p.parse_args(argv)
+    _check_generation(args, RANGES["synth"])
     generate, fmt = _generator(args)
     records, counts = self_instruct(generate, load_seeds(args.seeds), args.n, fmt, args.seed, args.model,
                                     rouge_threshold=args.rouge, max_rounds=args.max_rounds,
                                     per_round=args.batch_size, log=lambda m: print(m, file=sys.stderr))
-    atomic_write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    atomic_write_text(args.out, "".join(to_json(r, ensure_ascii=False) + "\n" for r in records))
     counts.update(out=args.out, per_minute=round(counts["kept"] / max(counts["seconds"], 1e-9) * 60, 2),
                   kept_share=round(counts["kept"] / max(1, counts["candidates"]), 4))
-    print(json.dumps(counts, indent=1) if args.json else
+    print(to_json(counts, indent=1) if args.json else
           f"kept {counts['kept']} of {counts['candidates']} candidate instructions ({counts['kept_share']:.0%}), "
           f"{counts['per_minute']:.1f}/min -> {args.out}; dropped: " +
           ", ".join(f"{k} {counts[k]}" for k in ("empty", "length", "duplicate", "similar", "bad_response")))
@@ -212,20 +244,21 @@ def synth_main(argv) -> int:
 def revise_main(argv) -> int:
     from foundry.data.constitution import BUILTIN_CONSTITUTION, critique_revision, load_constitution
     from foundry.data.synth import load_seeds
-    p = argparse.ArgumentParser(prog="foundry data revise",
+    p = ArgumentParser(prog="foundry data revise",
                                 description="Critique -> revision against a constitution: DPO pairs (train.loss: dpo).")
     _generation_args(p)
     p.add_argument("--prompts", required=True, help="JSONL prompts with an 'instruction' (or 'question') each")
     p.add_argument("--constitution", default=BUILTIN_CONSTITUTION, help="constitution YAML (default: the shipped one)")
     args = p.parse_args(argv)
+    _check_generation(args, {})
     constitution = load_constitution(args.constitution)
     generate, _ = _generator(args)
     pairs, counts = critique_revision(generate, load_seeds(args.prompts), constitution, args.seed)
     for pair in pairs:
         pair["model"] = args.model
-    atomic_write_text(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs))
+    atomic_write_text(args.out, "".join(to_json(r, ensure_ascii=False) + "\n" for r in pairs))
     counts["out"] = args.out
-    print(json.dumps(counts, indent=1) if args.json else
+    print(to_json(counts, indent=1) if args.json else
           f"{counts['kept']} pairs from {counts['prompts']} prompts (dropped: {counts['empty']} empty, "
           f"{counts['unchanged']} unchanged) -> {args.out}")
     return 0
@@ -239,7 +272,7 @@ def data_main(argv) -> int:
             print(f"  {name:<8} {summary}")
         return 0 if argv else 2
     if argv[0] not in DATA_COMMANDS:
-        raise UserError(f"foundry data: unknown subcommand {argv[0]!r} (valid: {', '.join(DATA_COMMANDS)})")
+        raise UserError(f"unknown subcommand {argv[0]!r} (valid: {', '.join(DATA_COMMANDS)})")
     return DATA_COMMANDS[argv[0]][0](argv[1:])
 
 

@@ -17,12 +17,12 @@ import json
 import os
 import sys
 
-from foundry.errors import UserError
+from foundry.errors import ArgumentParser, UserError
 
 
 def _parser(prog, description):
-    return argparse.ArgumentParser(prog=f"foundry {prog}", description=description,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return ArgumentParser(prog=f"foundry {prog}", description=description,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def fuse_main(argv) -> int:

@@ -59,6 +59,9 @@ class FusionObjective:
     def start(self, model):
         self.model = model
 
+    def parameters(self) -> list:
+        return []   # the fused model's adapters and routers are the model's own
+
     def shard(self, rank: int, world_size: int) -> None:
         raise UserError(f"train.strategy: a fused model trains in one process (its experts are placed per "
                         f"device inside it), not {world_size} under torchrun; run `foundry fuse` without torchrun")

@@ -45,7 +45,7 @@ def check_committed(repo: git.Repo, rel: str) -> None:
         repo.git.cat_file("-e", f"HEAD:{rel}")
     except git.GitCommandError:
         raise UserError(f"{rel}: baseline is not committed; `git add` and commit it first") from None
-    if repo.git.status("--porcelain", "--", rel).strip():
+    if repo.git(no_optional_locks=True).status("--porcelain", "--", rel).strip():   # a read: no index refresh
         raise UserError(f"{rel}: baseline file has uncommitted edits; commit or revert them first")
 
 

@@ -151,4 +151,5 @@ class GPT(nn.Module):
         c = self.cfg
         n = self.num_params(non_embedding=True) + (c.vocab_size * c.n_embd if c.tie_embeddings else 0)
         n -= sum(block.ffn.inactive_params() for block in self.blocks)
-        return int(6 * n + 6 * c.n_layer * c.block_size * c.n_embd)
+        attention_width = sum(b.cfg.n_head * b.cfg.head_dim for b in self.blocks)  # n_layer * n_embd unless pruned
+        return int(6 * n + 6 * c.block_size * attention_width)

@@ -56,7 +56,7 @@ def check(mutation_type: str, variant: str) -> None:
 
 def _is_factor(variant: str) -> bool:
     try:
-        return variant.startswith("x") and float(variant[1:]) > 0
+        return variant.startswith("x") and 0 < float(variant[1:]) < float("inf")
     except ValueError:
         return False
 

@@ -12,20 +12,19 @@ with its reason (exit 2) and nothing is written.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from foundry.catalog import load
 from foundry.config import config_hash, diff, dumps
-from foundry.errors import UserError
-from foundry.io import atomic_write_text
+from foundry.errors import ArgumentParser, UserError
+from foundry.io import atomic_write_text, check_writable_dir, to_json
 from foundry.mutate import MUTATIONS, apply, describe
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="foundry mutate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="types: " + ", ".join(MUTATIONS))
+    p = ArgumentParser(prog="foundry mutate", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="types: " + ", ".join(MUTATIONS))
     p.add_argument("type", nargs="?", help="mutation type (see --list)")
     p.add_argument("variant", nargs="?", help="variant of that type (see --list)")
     p.add_argument("--baseline", default="baselines/tiny.yaml", help="config to mutate (default: %(default)s)")
@@ -38,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 def _print_list(as_json: bool) -> None:
     entries = describe()
     if as_json:
-        print(json.dumps(entries, indent=2))
+        print(to_json(entries, indent=2))
         return
     width = max(len(e["type"]) for e in entries)
     for e in entries:
@@ -53,13 +52,14 @@ def mutate_main(argv: list[str]) -> int:
         return 0
     if not args.type or not args.variant:
         raise UserError("give TYPE VARIANT (or --list to see them)")
+    check_writable_dir(args.out)
     base = load(args.baseline)
     child = apply(base, args.type, args.variant)
     path = os.path.join(args.out, f"{args.type}_{args.variant}.yaml")
     atomic_write_text(path, dumps(child))
     changes = {k: list(v) for k, v in diff(base, child).items() if k not in ("name", "parent", "mutations")}
     if args.json:
-        print(json.dumps({"path": path, "name": child.name, "parent": child.parent,
+        print(to_json({"path": path, "name": child.name, "parent": child.parent,
                           "mutations": child.mutations, "config_hash": config_hash(child),
                           "changes": changes}, indent=2))
     else:

@@ -1,8 +1,12 @@
-"""Mutations of the optimisation: learning rate, batch, warmup, clipping, decay, betas, EMA, LoRA.
+"""Mutations of the optimisation: learning rate, batch, warmup, clipping, decay, betas, EMA, LoRA,
+distillation (temperature, alpha, top_k of a fixed teacher) and pruning of a trained baseline.
 
 Each is `name(cfg, variant) -> new Config` built through edit.with_values (input untouched,
 result validated). The registry TRAINING at the end maps type -> (function, variants).
 """
+import os
+
+from foundry.io import read_json
 from foundry.mutate.edit import NotApplicable, factor_of, scaled_int, with_values
 
 
@@ -76,6 +80,48 @@ def lora_dropout(cfg, variant):
     return with_values(cfg, {"train.lora_dropout": float(variant)})
 
 
+def _distilling(cfg) -> None:
+    if not (cfg.train.distill.teacher or cfg.train.distill.cache):
+        raise NotApplicable("no distillation: train.distill.teacher and train.distill.cache are empty")
+
+
+def distill_temperature(cfg, variant):
+    """Distillation temperature T of the soft targets (the loss keeps its T^2 scale)."""
+    _distilling(cfg)
+    return with_values(cfg, {"train.distill.temperature": float(variant)})
+
+
+def distill_alpha(cfg, variant):
+    """Distillation alpha: the weight of the hard labels; 1 - alpha goes to the teacher's soft targets."""
+    _distilling(cfg)
+    return with_values(cfg, {"train.distill.alpha": float(variant)})
+
+
+def distill_top_k(cfg, variant):
+    """Soft targets over the teacher's top k tokens plus the missing mass (0 = the whole vocabulary)."""
+    _distilling(cfg)
+    k = int(variant)
+    if cfg.train.distill.cache:  # a cache holds a fixed K: only what it can serve
+        manifest = read_json(os.path.join(os.path.expandvars(cfg.train.distill.cache), "manifest.json")) or {}
+        K, V = manifest.get("top_k", 0), manifest.get("vocab_size", -1)
+        if k > K or (k == 0 and K != V):
+            raise NotApplicable(f"train.distill.cache holds the teacher's top {K}; top_k={k} needs more")
+    return with_values(cfg, {"train.distill.top_k": k})
+
+
+def prune(cfg, variant):
+    """Prune the trained baseline's weights (train.init_from) with a method, then fine-tune them for
+    the baseline's budget: "wanda_0.3" = 30% with Wanda, "magnitude_2:4" = the 2:4 pattern; off = no pruning."""
+    if not cfg.train.init_from:
+        raise NotApplicable("pruning acts on trained weights; the config has no train.init_from")
+    if variant == "off":
+        return with_values(cfg, {"train.prune.method": "", "train.prune.pattern": "", "train.prune.sparsity": 0.5})
+    method, amount = variant.split("_")
+    pattern = amount if ":" in amount else ""
+    return with_values(cfg, {"train.prune.method": method, "train.prune.pattern": pattern,
+                             "train.prune.sparsity": 0.5 if pattern else float(amount)})
+
+
 TRAINING = {
     "lr": (lr, ("x0.5", "x0.7", "x1.4", "x2")),
     "batch_size": (batch_size, ("x0.5", "x2")),
@@ -87,4 +133,8 @@ TRAINING = {
     "lora_rank": (lora_rank, ("off", "4", "8", "16")),
     "lora_alpha": (lora_alpha, ("8", "16", "32")),
     "lora_dropout": (lora_dropout, ("0", "0.05", "0.1")),
+    "distill_temperature": (distill_temperature, ("1", "2", "4")),
+    "distill_alpha": (distill_alpha, ("0", "0.25", "0.5", "0.9")),
+    "distill_top_k": (distill_top_k, ("0", "8", "32")),
+    "prune": (prune, ("off", "magnitude_0.3", "saliency_0.3", "wanda_0.3", "wanda_0.5", "magnitude_2:4", "wanda_2:4")),
 }

@@ -17,6 +17,7 @@ import json
 import os
 import sqlite3
 
+from foundry.io import to_json
 from foundry.search.asha import AshaSearch
 
 SCHEMA = """
@@ -62,13 +63,13 @@ class SearchLedger:
         with self.db:  # one transaction: all of it or none of it
             settings = {"request": request, **{key: state[key] for key in SETTINGS}}
             self.db.executemany("INSERT OR REPLACE INTO search VALUES (?, ?)",
-                                [(key, json.dumps(value)) for key, value in settings.items()])
+                                [(key, to_json(value)) for key, value in settings.items()])
             self.db.executemany("INSERT OR IGNORE INTO trials VALUES (?, ?, ?, ?)",
                                 [(t["id"], t["label"], t["config"], t["seed"]) for t in state["trials"]])
             self.db.executemany(
                 f"INSERT OR REPLACE INTO jobs (seq, record, {', '.join(JOB_COLUMNS)}) "
                 f"VALUES (?, ?, {', '.join('?' * len(JOB_COLUMNS))})",
-                [(seq, json.dumps(job["record"]), *(job[c] for c in JOB_COLUMNS))
+                [(seq, to_json(job["record"]), *(job[c] for c in JOB_COLUMNS))
                  for seq, job in enumerate(state["jobs"])])
         self._last_saved = snapshot
 

@@ -14,7 +14,6 @@ as JSON and as a PNG (foundry/search/plot.py, no plotting library needed).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -26,7 +25,7 @@ from foundry.config import Config
 from foundry.data import get_batch, load_dataset
 from foundry.errors import UserError
 from foundry.hardware import autocast
-from foundry.io import atomic_write_text
+from foundry.io import atomic_write_text, to_json
 from foundry.model.gpt import GPT
 from foundry.search.plot import plot_png
 from foundry.training.losses import LOSSES
@@ -112,7 +111,7 @@ def write_outputs(result: dict, out_dir: str) -> tuple[str, str]:
     """OUT/lr_find.json (the curve and suggestions) and OUT/lr_find.png (raw grey, smoothed blue,
     suggested lr red, steepest green)."""
     json_path, png_path = os.path.join(out_dir, "lr_find.json"), os.path.join(out_dir, "lr_find.png")
-    atomic_write_text(json_path, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(json_path, to_json(result, indent=1) + "\n")
     smoothed = result["smoothed"]
     y_range = (min(smoothed) - 0.05 * abs(min(smoothed)), max(smoothed[0], min(smoothed) * 1.5))
     plot_png(png_path, [(result["lrs"], result["losses"], (190, 190, 190)), (result["lrs"], smoothed, (40, 90, 200))],

@@ -12,7 +12,8 @@ the fixed validation slice, checkpoints that resume onto the same loss curve, Te
 events, and a run folder described in run_files.py. How many processes train the model is
 parallel.py's business (under torchrun: DDP or FSDP, rank 0 alone writing the run folder, the
 step's loss and the evaluation averaged over ranks). A NaN/inf loss, or a loss above
-train.diverge_factor x the first loss, ends the run with status `diverged`.
+train.diverge_factor x the first loss, ends the run with status `diverged`. Pruning masks (from a
+pruned train.init_from, or train.prune applied to it here) are re-applied after every optimizer step.
 """
 from __future__ import annotations
 
@@ -28,15 +29,17 @@ import numpy as np
 import torch
 
 from foundry import hardware
-from foundry.training import parallel
+from foundry.catalog import check_fits
 from foundry.config import Config, config_hash
 from foundry.errors import UserError
 from foundry.hardware import autocast
 from foundry.model.gpt import GPT
+from foundry.training import parallel
 from foundry.training.objectives import build_objective
 from foundry.training.optim import lr_at, make_optimizer
 from foundry.training.run_files import RunFiles
 from foundry.weights.checkpoint import (
+    check_resumable,
     find_checkpoint,
     find_start_weights,
     load_start_weights,
@@ -44,6 +47,7 @@ from foundry.weights.checkpoint import (
     save_checkpoint,
 )
 from foundry.weights.lora import apply_lora
+from foundry.weights.masks import apply_masks, masked_weights
 
 COMPILE_WARMUP_STEPS = 3  # with train.compile: steps whose time includes compilation
 
@@ -86,6 +90,7 @@ class Session:
     tokens: int = 0
     train_seconds: float = 0.0
     first_loss: float | None = None
+    masked: list | None = None  # (weight, mask) of every pruned layer, re-applied after each step
 
     def state(self) -> dict:
         """What a checkpoint records beside the weights, to resume onto the same curve."""
@@ -99,7 +104,8 @@ class Session:
     def save(self) -> None:
         model, optimizer = self.strategy.full_state(self.model, self.optimizer)   # gathered to rank 0 under FSDP
         if self.strategy.is_main:
-            save_checkpoint(self.out_dir, model, optimizer, self.cfg, self.objective.tokenizer, self.state(), self.ema)
+            save_checkpoint(self.out_dir, model, optimizer, self.cfg, self.objective.tokenizer, self.state(), self.ema,
+                            self.objective.parameters())
         self.strategy.barrier()
 
 
@@ -109,6 +115,8 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     cfg = copy.deepcopy(cfg)
     launch = parallel.launch_env()
     device = parallel.pick_device(cfg.train.device, launch)
+    threads, why = hardware.choose_threads(cfg.train.threads)
+    torch.set_num_threads(threads)
     torch.manual_seed(cfg.train.seed)
     start_weights = find_start_weights(cfg.train.init_from) if cfg.train.init_from else None
     objective = build_objective(cfg, device, start_weights[1] if start_weights else None)
@@ -120,9 +128,14 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
         model = build_from_experts(cfg, device, log)
         parts = model.optimizer_groups(cfg.train.lr)  # adapters and routers only, each at its own lr
     else:
+        check_fits(cfg)   # before allocating: a model too large for memory is refused with the estimate
         model = GPT(cfg.model)
         if start_weights:
             load_start_weights(model, start_weights[0], cfg.train.init_from)
+        if cfg.train.prune.method:
+            from foundry.prune.run import prune_for_training
+            report = prune_for_training(model.to(device), cfg, objective.data.train)
+            log(f"pruned {cfg.train.init_from} with {report['method']} to sparsity {report['sparsity']:.4f}")
         model, parts = apply_lora(model, cfg.train).to(device), None
     strategy = parallel.pick_strategy(cfg, model, launch, device)   # joins the process group under torchrun
     log = log if strategy.is_main else _quiet
@@ -134,12 +147,16 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     checkpoint = find_checkpoint(out_dir) if resume else None
     optimizer_state = parallel.HeldState()   # the optimizer is built after wrapping (FSDP replaces parameters)
     if checkpoint:   # weights before wrapping: every rank loads them, FSDP then shards them
-        progress = load_training_state(checkpoint, model, optimizer_state, ema)
+        check_resumable(checkpoint, cfg)
+        progress = load_training_state(checkpoint, model, optimizer_state, ema, objective.parameters())
+    masked = masked_weights(model)   # (weight, mask) pairs of a pruned model, before wrapping
     if cfg.train.compile:
         model.compile()  # in place: the state dict keeps its names
     wrapped = strategy.wrap(model)
-    session = Session(cfg, os.fspath(out_dir), device, wrapped, make_optimizer(wrapped, cfg, device, parts), objective,
+    optimizer = make_optimizer(wrapped, cfg, device, parts, objective.parameters())
+    session = Session(cfg, os.fspath(out_dir), device, wrapped, optimizer, objective,
                       files, np.random.default_rng(cfg.train.seed), strategy, ema)
+    session.masked = masked
     if checkpoint:
         try:
             strategy.load_optimizer_state(wrapped, session.optimizer, optimizer_state.state)
@@ -148,11 +165,11 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
         session.step, session.tokens = progress["step"], progress["tokens"]
         session.train_seconds, session.first_loss = progress["train_seconds"], progress["first_loss"]
         session.rng.bit_generator.state = progress["rng"]
-        files.truncate_metrics(session.step)
         log(f"resumed from {checkpoint} at step {session.step}")
     if strategy.world_size > 1:   # dropout: each rank its own masks, from a seed of (seed, rank, step)
         torch.manual_seed(hash((cfg.train.seed, strategy.rank, session.step)) % 2**63)
-    files.start(model, objective.description, objective.tokenizer.name, device, resumed=bool(checkpoint))
+    files.start(model, objective.description, objective.tokenizer.name, device, session.step,
+                threads=f"{threads} thread{'s' * (threads > 1)} ({why})")
     return session
 
 
@@ -178,9 +195,11 @@ def train_step(s: Session) -> tuple[float, float, float, dict]:
                 total = loss + aux if aux is not None else loss
             (total / cfg.train.grad_accum).backward()
         loss_sum += loss.detach()
-    grad_norm = s.strategy.clip_grad_norm(model.parameters(), cfg.train.grad_clip or float("inf"))
+    grad_norm = s.strategy.clip_grad_norm([p for group in s.optimizer.param_groups for p in group["params"]],
+                                          cfg.train.grad_clip or float("inf"))   # the objective's tensors too
     s.optimizer.step()
     s.optimizer.zero_grad(set_to_none=True)
+    apply_masks(s.masked or ())
     if s.ema is not None:
         with torch.no_grad():
             torch._foreach_lerp_(list(s.ema.parameters()), list(model.parameters()), 1 - cfg.train.ema)
@@ -258,14 +277,14 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         "params": n_params, "flops_per_token": flops, "train_flops": flops * s.tokens,
         "peak_mem_mb": hardware.peak_memory_mb(s.device), "wall_s": time.time() - wall_start,
         "config_hash": config_hash(cfg), "name": cfg.name, "seed": cfg.train.seed,
-        "device": hardware.describe(s.device), "data": s.objective.meta,
+        "device": hardware.describe(s.device), "threads": torch.get_num_threads(), "data": s.objective.meta,
         "code_root": CODE_ROOT,   # the folder this trainer's foundry package was imported from
         "eval": metrics,  # every number of the last evaluation (per source for a fused model)
         "strategy": s.strategy.name, "world_size": s.strategy.world_size,
     }
     if status == "done" and cfg.eval.tasks and s.strategy.is_main:
         summary.update(run_eval_tasks(cfg, out_dir, s.device, log))
-    files.finish(summary)
+    files.finish(summary, s.progress_fraction())
     s.strategy.close()
     return summary
 

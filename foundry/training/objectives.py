@@ -1,4 +1,5 @@
-"""What a training step optimizes: next-token prediction on a token stream, or DPO on pairs.
+"""What a training step optimizes: next-token prediction on a token stream, DPO on pairs, or
+distillation from a teacher.
 
     objective = build_objective(cfg, device, tokenizer=None)
     loss = objective.micro_loss(model, rng)        # one micro-batch, differentiable
@@ -7,7 +8,10 @@
 `train.loss` picks the loss and the loss names its objective (`objective` on the loss class,
 registry OBJECTIVES at the end): `next_token`, or `preference` (dpo), which trains on
 {prompt, chosen, rejected} JSONL records against a frozen copy of the starting weights.
-Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log, a
+`train.distill.teacher` (or `.cache`) set makes it `distill`: next-token batches scored against a
+frozen teacher's soft targets as well (foundry/distill/).
+Each objective: start(model), micro_loss(model, rng), evaluate(model), stats() to log,
+parameters(): trainable tensors of its own beside the model's (distillation's projections), a
 `progress` attribute (share of the budget done, 0..1) that the loop sets before each step, so a
 curriculum (`data.curriculum`) can change what batches contain as training goes on, and
 shard(rank, world_size) under several processes (training/parallel.py): every rank draws the same
@@ -74,6 +78,9 @@ class NextToken:
     def stats(self) -> dict:
         return {}
 
+    def parameters(self) -> list:
+        return []
+
     def batch(self, rng):
         """(x, y, doc_ids or None) of one micro-batch at the current progress (the curriculum's share)."""
         share = available_share(self.cfg.data.curriculum, self.progress)
@@ -122,6 +129,9 @@ class Preference:
                             f"training pairs, so {world_size} processes cannot split a batch")
         self.rows = rank_rows(self.cfg.train.batch_size, rank, world_size)
 
+    def parameters(self) -> list:
+        return []
+
     def stats(self) -> dict:
         """The DPO loss's reward margin and accuracy on the last micro-batch, for the logs."""
         return dict(self.loss_fn.stats)
@@ -144,10 +154,39 @@ class Preference:
         return {"val_loss": loss.item(), "val_reward_margin": margin.item(), "val_reward_accuracy": accuracy.item()}
 
 
+class Distill(NextToken):
+    """Next-token batches; the loss mixes train.loss on the labels with a teacher's soft targets."""
+
+    def __init__(self, cfg, device, tokenizer=None):
+        super().__init__(cfg, device, tokenizer)
+        from foundry.distill.distiller import Distiller
+        self.distiller = Distiller(cfg, device, self.data, self.loss_fn)
+
+    def start(self, model):
+        self.distiller.start(model)
+
+    def stats(self) -> dict:
+        return dict(self.distiller.stats)
+
+    def parameters(self) -> list:
+        return self.distiller.parameters()
+
+    def micro_loss(self, model, rng):
+        # this process's rows, on the CPU: the cache looks windows up by their tokens
+        x, y, doc_ids = (t[self.rows] if t is not None else None for t in self.batch(rng))
+        return self.distiller(model, x, y, doc_ids)
+
+
 def build_objective(cfg, device, tokenizer=None):
-    """The objective the loss asks for (`Loss.objective`), or `fusion` for a fused model, from OBJECTIVES."""
-    name = "fusion" if cfg.model_kind == "fusion" else LOSSES[cfg.train.loss].objective
+    """The objective the loss asks for (`Loss.objective`), `fusion` for a fused model, or `distill`
+    when train.distill names a teacher or a cache, from OBJECTIVES."""
+    if cfg.model_kind == "fusion":
+        name = "fusion"
+    elif cfg.train.distill.teacher or cfg.train.distill.cache:
+        name = "distill"
+    else:
+        name = LOSSES[cfg.train.loss].objective
     return OBJECTIVES[name](cfg, device, tokenizer)
 
 
-OBJECTIVES = {"next_token": NextToken, "preference": Preference, "fusion": FusionObjective}
+OBJECTIVES = {"next_token": NextToken, "preference": Preference, "distill": Distill, "fusion": FusionObjective}

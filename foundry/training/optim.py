@@ -28,11 +28,14 @@ def lr_at(cfg: Config, step: int, max_steps: int | None, time_fraction: float = 
     return t.min_lr + cosine * (t.lr - t.min_lr)
 
 
-def make_optimizer(model, cfg: Config, device, parts=None):
+def make_optimizer(model, cfg: Config, device, parts=None, extra=()):
     """AdamW; weight decay on matrices only (not norms, biases or 1-D gains). `parts`: [(params,
     lr_scale)] trained at lr_scale x the schedule's lr (a fused model's adapters and routers);
-    default: every parameter that requires grad, at 1."""
-    parts = parts or [([p for p in model.parameters() if p.requires_grad], 1.0)]
+    default: every parameter that requires grad, at 1. `extra`: the objective's own trainable
+    tensors (distillation's projections), at 1."""
+    parts = list(parts or [([p for p in model.parameters() if p.requires_grad], 1.0)])
+    if extra:
+        parts.append((list(extra), 1.0))
     groups = []
     for params, scale in parts:
         groups += [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.train.weight_decay,

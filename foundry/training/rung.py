@@ -11,28 +11,29 @@ would (same schedule, data order and optimizer state). Exit codes as `foundry tr
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import traceback
 
 from foundry.catalog import load
 from foundry.config import config_hash
-from foundry.errors import UserError
-from foundry.io import atomic_write_text
+from foundry.errors import ArgumentParser, UserError
+from foundry.io import check_writable_dir, write_json
 from foundry.training.run_files import EXIT_CODES
 
 
 def rung_train_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="foundry train-rung", description=__doc__.split("\n\n")[0])
-    p.add_argument("config")
-    p.add_argument("overrides", nargs="*")
-    p.add_argument("--out", required=True)
-    p.add_argument("--resume", action="store_true")
+    p = ArgumentParser(prog="foundry train-rung", description=__doc__.split("\n\n")[0])
+    p.add_argument("config", help="YAML config of the whole run")
+    p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help="optional dotted overrides")
+    p.add_argument("--out", required=True, help="run folder, shared by the rungs of one trial")
+    p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint (the previous rung)")
     p.add_argument("--stop-at-tokens", type=int, required=True, help="pause once this many tokens are trained")
     p.add_argument("--nproc", type=int, default=1, help="processes that train this run together (torchrun)")
     args = p.parse_intermixed_args(argv)
+    if args.stop_at_tokens < 1:
+        raise UserError(f"--stop-at-tokens: must be positive, got {args.stop_at_tokens}")
     cfg = load(args.config, args.overrides)
+    check_writable_dir(args.out)
     stop_steps = -(-args.stop_at_tokens // cfg.tokens_per_step)
     if not args.resume and os.path.exists(os.path.join(args.out, "checkpoint")):
         raise UserError(f"{args.out}: already holds a run; pass --resume")
@@ -48,12 +49,12 @@ def rung_train_main(argv: list[str]) -> int:
         from foundry.training.launch import rank_prefix
         failed = {"status": "failed", "error": f"{rank_prefix()}{type(e).__name__}: {e}", "config_hash": config_hash(cfg)}
         if os.path.isdir(args.out):
-            atomic_write_text(os.path.join(args.out, "summary.json"), json.dumps(failed, indent=2) + "\n")
+            write_json(os.path.join(args.out, "summary.json"), failed)
         traceback.print_exc()
         return 1
     if summary["status"] == "interrupted" and summary["steps"] >= stop_steps:
         summary.update(status="done", rung_stop=True)  # paused on purpose, not by a signal
         if os.environ.get("RANK", "0") == "0":   # under torchrun rank 0 writes the run folder
-            atomic_write_text(os.path.join(args.out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+            write_json(os.path.join(args.out, "summary.json"), summary)
     return EXIT_CODES[summary["status"]]
 

@@ -1,9 +1,10 @@
 """Checkpoints: weights in safetensors, optimizer and RNG state beside them, config embedded.
 
     RUN/checkpoint/
-        model.safetensors   weights (shared tensors such as tied embeddings handled)
+        model.safetensors   weights (shared tensors such as tied embeddings handled), pruning
+                            masks as NAME.weight_mask (foundry/weights/masks.py)
         ema.safetensors     EMA of the weights, when train.ema > 0
-        state.pt            optimizer + torch RNG state; loaded with weights_only=True
+        state.pt            optimizer + torch RNG state (+ the objective's own tensors); weights_only=True
         progress.json       step, tokens, numpy batch-sampler state, best metrics so far
         config.yaml         the resolved config (vocab_size filled in)
         tokenizer.json      the tokenizer, rebuilt with foundry.data.tokenizer_from_json
@@ -11,20 +12,28 @@
     the structure in config.yaml's `fusion` section.
 
     model, tokenizer, cfg = load_model("runs/x")     # a run dir or its checkpoint/ folder
+    save_weights(folder, model, cfg, tokenizer)       # weights only (pruned models): what load_model reads
 A checkpoint is written into a temporary folder and renamed into place, so a crash
-mid-save leaves the previous checkpoint intact.
+mid-save leaves the previous checkpoint intact. A damaged file (truncated, overwritten, of
+another model shape) is a UserError naming it, never a traceback; check_resumable names the
+settings in which a config differs from the checkpoint it would resume.
 """
 import json
 import os
 import shutil
+import warnings
 
 import torch
-from safetensors.torch import load_model as load_safetensors
 from safetensors.torch import save_model as save_safetensors
 
 from foundry import catalog
+from foundry.config import flat, parse_file
 from foundry.config import save as save_config
 from foundry.errors import UserError
+from foundry.weights.masks import load_weights as load_with_masks
+
+# settings whose change alters the weights' names or shapes: a checkpoint resumes only with the same
+SHAPE_KEYS = ("train.lora_rank",)
 
 
 def checkpoint_dir(path) -> str:
@@ -33,7 +42,7 @@ def checkpoint_dir(path) -> str:
     return inner if os.path.isdir(inner) else path
 
 
-def save_checkpoint(run_dir, model, optimizer, cfg, tokenizer, progress: dict, ema=None) -> str:
+def save_checkpoint(run_dir, model, optimizer, cfg, tokenizer, progress: dict, ema=None, objective_params=()) -> str:
     final = os.path.join(run_dir, "checkpoint")
     tmp, old = final + ".tmp", final + ".old"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -41,7 +50,8 @@ def save_checkpoint(run_dir, model, optimizer, cfg, tokenizer, progress: dict, e
     save_safetensors(model, os.path.join(tmp, "model.safetensors"))
     if ema is not None:
         save_safetensors(ema, os.path.join(tmp, "ema.safetensors"))
-    state = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+    state = {"optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+             "objective": [p.detach().cpu() for p in objective_params]}
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
     torch.save(state, os.path.join(tmp, "state.pt"))
@@ -60,6 +70,15 @@ def save_checkpoint(run_dir, model, optimizer, cfg, tokenizer, progress: dict, e
     return final
 
 
+def save_weights(folder, model, cfg, tokenizer) -> None:
+    """A checkpoint of weights, config and tokenizer only (no optimizer state) into an existing empty
+    `folder`; what load_model and train.init_from read. Callers make it atomic (foundry.io.atomic_folder)."""
+    save_safetensors(model, os.path.join(folder, "model.safetensors"))
+    save_config(cfg, os.path.join(folder, "config.yaml"))
+    with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
+        f.write(tokenizer.to_json())
+
+
 def find_checkpoint(run_dir) -> str | None:
     """The newest complete checkpoint folder of a run, or None."""
     for name in ("checkpoint", "checkpoint.old"):
@@ -69,18 +88,60 @@ def find_checkpoint(run_dir) -> str | None:
     return None
 
 
-def load_training_state(folder, model, optimizer, ema=None) -> dict:
-    """Restore weights, optimizer and RNG in place; return the progress dict."""
-    load_safetensors(model, os.path.join(folder, "model.safetensors"))
+def load_weights(model, path, where: str | None = None) -> None:
+    """Load a safetensors file into `model`; UserError (naming `where`, default the file) for a
+    damaged file or one of another shape."""
+    from safetensors import SafetensorError
+    where = where or path
+    try:
+        load_with_masks(model, path)
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{where}: damaged or truncated weights ({str(e).splitlines()[0][:200]})") from None
+    except RuntimeError as e:   # torch's load_state_dict: missing, unexpected or mis-shaped tensors
+        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0])[:200]
+        raise UserError(f"{where}: does not fit this model ({detail})") from None
+
+
+def check_resumable(folder, cfg) -> None:
+    """UserError naming the model settings in which `cfg` differs from the checkpoint's own config."""
+    saved = flat(parse_file(os.path.join(folder, "config.yaml")))
+    now = flat(cfg)
+    keys = [k for k in now if (k.startswith("model.") or k in SHAPE_KEYS) and saved.get(k) != now[k]]
+    if keys:
+        changes = ", ".join(f"{k} {saved.get(k)!r} -> {now[k]!r}" for k in keys[:4])
+        raise UserError(f"--resume: {folder} was trained with other model settings ({changes}); "
+                        "resume with the config it was trained with, or train into another --out")
+
+
+def load_training_state(folder, model, optimizer, ema=None, objective_params=()) -> dict:
+    """Restore weights, optimizer, RNG and the objective's tensors in place; return the progress dict."""
+    load_weights(model, os.path.join(folder, "model.safetensors"))
     if ema is not None and os.path.exists(os.path.join(folder, "ema.safetensors")):
-        load_safetensors(ema, os.path.join(folder, "ema.safetensors"))
-    state = torch.load(os.path.join(folder, "state.pt"), weights_only=True, map_location="cpu")
-    optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["torch_rng"])
+        load_weights(ema, os.path.join(folder, "ema.safetensors"))
+    state_path = os.path.join(folder, "state.pt")
+    try:
+        with warnings.catch_warnings():   # a damaged file's pickle-protocol warning: the error below says it
+            warnings.simplefilter("ignore")
+            state = torch.load(state_path, weights_only=True, map_location="cpu")
+        optimizer.load_state_dict(state["optimizer"])
+        torch_rng = state["torch_rng"]
+        with torch.no_grad():
+            for param, saved in zip(objective_params, state.get("objective", [])):
+                param.copy_(saved)
+    except Exception as e:   # truncated zip, foreign pickle, another optimizer's state: all the same to a user
+        raise UserError(f"{state_path}: damaged or from another run ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    torch.set_rng_state(torch_rng)
     if "cuda_rng" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    with open(os.path.join(folder, "progress.json")) as f:
-        return json.load(f)
+    progress_path = os.path.join(folder, "progress.json")
+    try:
+        with open(progress_path, encoding="utf-8") as f:
+            progress = json.load(f)
+        return {key: progress[key] for key in ("step", "tokens", "train_seconds", "first_loss", "rng")}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{progress_path}: damaged ({type(e).__name__}: {e})") from None
 
 
 def find_start_weights(path):
@@ -98,11 +159,7 @@ def find_start_weights(path):
 
 
 def load_start_weights(model, weights, where) -> None:
-    try:
-        load_safetensors(model, weights)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise UserError(f"train.init_from: {where} does not fit model.* ({first[1].strip() if len(first) > 1 else first[0]})") from None
+    load_weights(model, weights, f"train.init_from: {where}")
 
 
 def _load_gpt(cfg, weights, device):
@@ -112,7 +169,7 @@ def _load_gpt(cfg, weights, device):
     model = apply_lora(meta_model(cfg.model), cfg.train).to_empty(device="cpu")
     if cfg.model.tie_embeddings:  # to_empty gives every parameter its own storage: tie them again
         model.lm_head.weight = model.wte.weight
-    load_safetensors(model, weights)
+    load_weights(model, weights)   # pruning masks too, where the file has them
     return model.to(device)
 
 
@@ -136,8 +193,12 @@ def load_model(path, device="cpu", use_ema=True):
     if missing:
         raise UserError(f"{path}: not a Foundry checkpoint (missing {', '.join(missing)})")
     cfg = catalog.load(os.path.join(folder, "config.yaml"))
-    with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
-        tokenizer = tokenizer_from_json(f.read())
+    tokenizer_path = os.path.join(folder, "tokenizer.json")
+    try:
+        with open(tokenizer_path, encoding="utf-8") as f:
+            tokenizer = tokenizer_from_json(f.read())
+    except Exception as e:   # not JSON, not UTF-8, an unknown kind: a damaged file
+        raise UserError(f"{tokenizer_path}: damaged ({type(e).__name__}: {str(e)[:160]})") from None
     weights = os.path.join(folder, "ema.safetensors")
     if not (use_ema and os.path.exists(weights)):
         weights = os.path.join(folder, "model.safetensors")

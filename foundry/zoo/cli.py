@@ -12,11 +12,11 @@ no output folder.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 
-from foundry.errors import UserError
+from foundry.errors import ArgumentParser, UserError
+from foundry.io import to_json
 
 SIZE_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
@@ -49,7 +49,7 @@ def preset_rows() -> list[dict]:
 def _list(args) -> int:
     rows = preset_rows()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(to_json(rows, indent=2))
         return 0
     print(f"{'preset':<12} {'family':<8} {'params':>8} {'GFLOPs/tok':>10} {'layers':>6} {'width':>6} "
           f"{'heads/kv':>8} {'vocab':>7} {'context':>7}")
@@ -66,7 +66,7 @@ def _import(args) -> int:
     log = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     summary = import_folder(args.hf_dir, args.out, allow_pickle=args.allow_pickle, dtype=args.dtype, log=log)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(to_json(summary, indent=2))
     else:
         print(f"imported {summary['family']} ({summary['params']:,} params, {summary['tensors']} tensors) "
               f"into {summary['out']} in {summary['seconds']:.1f}s")
@@ -80,7 +80,7 @@ def _export(args) -> int:
     summary = export_run(args.run, args.out, family=args.family, lora=args.lora, dtype=args.dtype,
                          max_shard_bytes=parse_size(args.max_shard_size), log=log)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(to_json(summary, indent=2))
     else:
         what = "peft adapter" if args.lora == "adapter" else f"{len(summary['files'])} weight file(s)"
         print(f"exported {summary['family']} ({what}) to {summary['out']} in {summary['seconds']:.1f}s")
@@ -88,19 +88,28 @@ def _export(args) -> int:
 
 
 def zoo_main(argv) -> int:
-    p = argparse.ArgumentParser(prog="foundry zoo", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{list,import,export}")
-    ls = sub.add_parser("list", help="presets: named model shapes with params and FLOPs/token")
+    p = ArgumentParser(prog="foundry zoo", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{" + ",".join(ZOO_COMMANDS) + "}")
+    ls = sub.add_parser("list", help="presets: named model shapes with params and FLOPs/token",
+                        description="The presets (model: {preset: NAME}) with parameters and training FLOPs per token.")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
-    imp = sub.add_parser("import", help="a Hugging Face folder -> a Foundry checkpoint folder")
+    imp = sub.add_parser("import", help="a Hugging Face folder -> a Foundry checkpoint folder",
+                         description="Import a local Hugging Face Llama / Mistral / Qwen2 / GPT-2 folder as a "
+                                     "Foundry run folder (sample, eval, train.init_from).\n\n"
+                                     "  foundry zoo import ./Llama-3.2-1B --out runs/llama1b --dtype bf16",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     imp.add_argument("hf_dir", help="folder with config.json, safetensors and tokenizer.json")
     imp.add_argument("--out", required=True, help="the run folder to create (must not exist)")
     imp.add_argument("--dtype", default="auto", help="auto (keep), fp32, bf16 or fp16")
     imp.add_argument("--allow-pickle", action="store_true",
                      help="also read pytorch_model.bin (torch.load with weights_only=True)")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
-    exp = sub.add_parser("export", help="a Foundry checkpoint -> a Hugging Face folder")
+    exp = sub.add_parser("export", help="a Foundry checkpoint -> a Hugging Face folder",
+                         description="Export a Foundry run as a Hugging Face folder (or, for a LoRA run, a peft "
+                                     "adapter) that transformers loads.\n\n"
+                                     "  foundry zoo export runs/tiny --out hf/tiny --family llama",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     exp.add_argument("run", help="a run folder or its checkpoint/")
     exp.add_argument("--out", required=True, help="the folder to create (must not exist)")
     exp.add_argument("--family", help="llama, mistral, qwen2 or gpt2 (default: as imported, else the first that fits)")
@@ -110,4 +119,7 @@ def zoo_main(argv) -> int:
     exp.add_argument("--max-shard-size", default="5GB", help="largest weight file (default: %(default)s)")
     exp.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = p.parse_args(argv)
-    return {"list": _list, "import": _import, "export": _export}[args.command](args)
+    return ZOO_COMMANDS[args.command](args)
+
+
+ZOO_COMMANDS = {"list": _list, "import": _import, "export": _export}

@@ -90,6 +90,15 @@ def test_two_generations_promote_once_through_a_crash(repo):
     assert not os.path.exists(os.path.join(repo.working_tree_dir, "experiments", "tiny", "queue", "good_lr.yaml"))
     assert glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0001/runs/*good_lr*/checkpoint"))
     assert not glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0001/runs/*baseline*/checkpoint"))
+    # generation 2 promoted nothing: the current baseline's own screening checkpoint is kept to try,
+    # and the run ends by saying so
+    (kept,) = glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0002/runs/*baseline*/checkpoint"))
+    kept_run = os.path.relpath(os.path.dirname(kept), repo.working_tree_dir)
+    assert kept_run == "experiments/tiny/gen_0002/runs/g0002-baseline-s3337"
+    assert "\nnext:\n" in done.stdout and f"foundry sample {kept_run} --prompt" in done.stdout
+    assert f"foundry eval {kept_run} --tasks bpb" in done.stdout and "foundry status --campaign tiny" in done.stdout
+    sample = foundry(repo, "sample", kept_run, "--tokens", "5")
+    assert sample.returncode == 0 and sample.stdout.strip(), sample.stderr
     variant = yaml.safe_load(open(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0001/v01-good_lr.yaml")))
     assert variant["parent"].startswith("tiny@") and variant["mutations"] == ["train.lr=0.003, train.min_lr=0.0003"]
 
@@ -113,6 +122,9 @@ def test_two_generations_promote_once_through_a_crash(repo):
     timed = foundry(repo, *RUN, "--hours", "0.0003", "--confirm-seeds", "2")
     assert timed.returncode == 0, timed.stdout + timed.stderr
     assert ledger(repo).generation(3)["phase"] == "done" and ledger(repo).generation(4) is None
+    # generation 3's baseline checkpoint (or its promoted variant's) replaced generation 2's
+    assert glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0003/runs/*/checkpoint"))
+    assert not glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0002/runs/*/checkpoint"))
     assert "budget reached" in timed.stdout + timed.stderr
 
 
@@ -163,7 +175,7 @@ def test_stop_kill_9_and_resume_with_a_broken_component(tmp_path):
     led = ledger(repo)
     assert led.trials(variant="baseline")[0]["status"] == "interrupted"
     assert not any(alive(t["pid"]) for t in led.trials())
-    assert open(os.path.join(repo.working_tree_dir, "experiments/tiny/supervisor.lock")).read() == ""
+    assert not os.path.exists(os.path.join(repo.working_tree_dir, "experiments/tiny/supervisor.lock"))  # released
 
     proc = foundry(repo, *args, env=env, wait=False)
     wait_for_training(repo, after=time.time())
@@ -174,6 +186,9 @@ def test_stop_kill_9_and_resume_with_a_broken_component(tmp_path):
     while any(alive(t["pid"]) for t in running) and time.time() < deadline:
         time.sleep(0.1)
     assert running and not any(alive(t["pid"]) for t in running), "a trainer outlived its supervisor"
+    status = json.loads(foundry(repo, "status", "--json").stdout)   # the ledger still says running ...
+    assert status["running"] and not any(r["alive"] for r in status["running"])   # ... their pids say dead
+    assert "dead (pid" in foundry(repo, "status").stdout
 
     done = foundry(repo, *args, env=env)
     assert done.returncode == 0, done.stdout + done.stderr

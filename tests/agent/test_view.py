@@ -37,6 +37,48 @@ def test_progress_line_reads_the_trainers_progress(tmp_path):
     assert "cpu1" in line and "50.0%" in line and "loss 2.2500" in line and "#" * 12 in line
 
 
+def test_lines_fit_an_80_column_terminal_and_erase_exactly_what_was_drawn(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    progress = {"fraction": 0.25, "loss": 3.5}
+    long_id = "g0001-v03-attention_gqa_1kv_and_some_more_words-s2337"
+    line = progress_line(long_id, "cpu0", 0.0, progress, columns=80)
+    assert len(line) <= 79 and "25.0%" in line and "loss 3.5000" in line and line.startswith("  cpu0   g0001")
+    screen = io.StringIO()
+    view = View(str(tmp_path / "c.log"), stream=screen, tty=True)
+    assert view.columns() == 80
+    view.update([line, "x" * 200])      # a line wider than the terminal is cut, never wrapped
+    view.log("next")
+    view.close()
+    drawn = [row for row in screen.getvalue().replace("\x1b[2A\x1b[J", "\n").split("\n") if row]
+    assert max(len(row) for row in drawn) <= 79 and "\x1b[2A\x1b[J" in screen.getvalue()
+
+
+def test_without_a_terminal_running_trials_get_a_progress_line_now_and_then(tmp_path, monkeypatch):
+    import agent.view
+    plain = io.StringIO()
+    view = View(str(tmp_path / "d.log"), stream=plain, tty=False)
+    view.update(["  cpu0 g0001-baseline-s1 [##] 10.0% loss 3.0"])
+    assert plain.getvalue() == ""                 # not before PLAIN_PROGRESS_S has passed
+    monkeypatch.setattr(agent.view, "PLAIN_PROGRESS_S", 0.0)
+    view.update(["  cpu0 g0001-baseline-s1 [##] 10.0% loss 3.0", "  cpu1 g0001-v01-s1 [#] 5.0% starting"])
+    view.close()
+    lines = plain.getvalue().splitlines()
+    assert len(lines) == 2 and all(" progress cpu" in line for line in lines)
+    assert "progress" not in (tmp_path / "d.log").read_text()   # the log file keeps events only
+
+
+def test_status_shows_no_interval_for_one_seed():
+    from agent.report import status_table
+    data = {"supervisor": {"pid": None, "running": False}, "generation": None, "trials": {"done": 3},
+            "throughput": {"trials_per_hour": 1.0}, "decisions": {}, "running": [], "promotions": [],
+            "campaign": "tiny", "metric": "val_bpb",
+            "leaderboard": [{"mean": 1.5, "stderr": None, "seeds": 1, "gen": 1, "variant": "v01", "mutation": "x"},
+                            {"mean": 1.6, "stderr": 0.01, "seeds": 2, "gen": 1, "variant": "baseline",
+                             "mutation": "(baseline)"}]}
+    table = status_table(data)
+    assert "1.5000 (1 seed)" in table and "+- 0.0000" not in table and "1.6000 +- 0.0100 (2 seeds)" in table
+
+
 def test_campaign_settings_round_trip_and_errors(tmp_path):
     path = str(tmp_path / "campaign.yaml")
     s = settings_mod.load(path, {"search.population": 8, "proposer.command": "cat"})
@@ -47,9 +89,13 @@ def test_campaign_settings_round_trip_and_errors(tmp_path):
     for bad in ({"search.populaton": 2}, {"search.population": 0}, {"promotion.z": "high"},
                 {"search.keep_checkpoints": "some"}, {"search.workers": "many"}, {"search.proposer": "clever"},
                 {"promotion.confirm_seeds": 1}, {"promotion.confirm_seeds": 0}, {"promotion.equal": "time"},
-                {"promotion.max_confirm_seeds": 2}, {"promotion.alpha": 1.5}):
+                {"promotion.max_confirm_seeds": 2}, {"promotion.alpha": 1.5}, {"promotion.alpha": float("nan")},
+                {"search.trial_timeout_s": 5.0}, {"promotion.min_delta": float("inf")}):
         with pytest.raises(UserError):
             settings_mod.load(path, bad)
+    with pytest.raises(UserError, match=r"^--trial-timeout: must be in \[30, 1e7\], got 5.0$"):
+        settings_mod.load(path, {"search.trial_timeout_s": 5.0}, {"search.trial_timeout_s": "--trial-timeout"})
+    assert settings_mod.Settings().search.keep_checkpoints == "baseline"
     assert settings_mod.load(path, {"promotion.confirm_seeds": 0, "promotion.no_noise_control": True}) \
         .promotion.confirm_seeds == 0
     old = tmp_path / "old.yaml"                                  # a campaign.yaml of before the t-test

@@ -21,11 +21,12 @@ ALL_VARIANTS = [(t, v) for t, (_, variants) in MUTATIONS.items() for v in varian
 
 def _bases(mutation_type, variant):
     """Configs on which the mutation can act: the default, one fine-tuning with LoRA, one with a chat source
-    (and one rendering it as chatml),
-    and each of those moved by another variant of the same type (so 'rmsnorm' has a 'layernorm')."""
+    (and one rendering it as chatml), a student distilled from a teacher, and each of those moved by
+    another variant of the same type (so 'rmsnorm' has a 'layernorm')."""
     roots = [from_dict(BASE), from_dict({**BASE, "name": "lora", "train": {"lora_rank": 8, "init_from": "runs/pretrained"}}),
              from_dict({**BASE, "name": "chat", "data": {"source": "chat.jsonl"}}),
-             from_dict({**BASE, "name": "sft", "data": {"source": "chat.jsonl", "format": "chatml"}})]
+             from_dict({**BASE, "name": "sft", "data": {"source": "chat.jsonl", "format": "chatml"}}),
+             from_dict({**BASE, "name": "student", "train": {"distill": {"teacher": "runs/teacher"}}})]
     yield from roots
     for root in roots:
         for other in MUTATIONS[mutation_type][1]:

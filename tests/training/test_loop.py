@@ -128,7 +128,7 @@ def torch_equal(a, b):
 def test_init_from_rejects_a_checkpoint_of_another_shape(tiny_text, tmp_path):
     from foundry.errors import UserError
     train(tiny_cfg(tiny_text), tmp_path / "base")
-    with pytest.raises(UserError, match="train.init_from: .* does not fit model"):
+    with pytest.raises(UserError, match="train.init_from: .* does not fit this model"):
         train(tiny_cfg(tiny_text, "model.n_embd=64", f"train.init_from={tmp_path / 'base'}"), tmp_path / "x")
     assert not (tmp_path / "x").exists()
 

@@ -85,7 +85,8 @@ def test_fine_tuning_mutations_apply_and_propose_offers_only_them(imported, text
     kinds = {label.split(":")[0] for _, label in proposed}
     assert kinds and kinds <= {"lr", "batch_size", "warmup", "grad_clip", "weight_decay", "betas", "ema", "lora_rank",
                                "lora_alpha", "lora_dropout", "context", "dropout", "loss", "curriculum",
-                               "packing", "filters", "loss_on"}  # data mutations (issue 16) fine-tune too
+                               "packing", "filters", "loss_on",
+                               "prune"}  # data mutations (issue 16) and pruning (issue 13) fine-tune too
     assert {"lora_rank", "lora_alpha", "lora_dropout", "lr"} <= kinds
     assert set(MUTATIONS) - kinds >= {"depth", "width", "attention", "tokenizer"}
 

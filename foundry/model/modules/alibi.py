@@ -31,5 +31,11 @@ class ALiBiPosition(Position):
         distance = (q_pos[..., :, None] - k_pos[..., None, :]).clamp(min=0).float()  # (Tq, Tk); future is masked anyway
         return -slopes[:, None, None] * distance
 
+    @staticmethod
+    def check(cfg):
+        if any("n_head" in settings for settings in cfg.model.layers.values()):
+            return "alibi gives each of model.n_head heads its own slope; a per-layer n_head (model.layers) has none"
+        return None
+
 
 POSITIONS = {"alibi": ALiBiPosition}

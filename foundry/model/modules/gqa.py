@@ -3,6 +3,7 @@
 `mha`: every query head has its own key/value head (n_kv_head = n_head).
 `gqa`: n_kv_head groups shared by n_head // n_kv_head query heads each; 1 = multi-query.
 Generation passes a per-layer `cache` dict that holds the keys and values seen so far.
+Heads are model.head_size wide (0 = n_embd // n_head), so a layer may have fewer heads (pruned).
 `model.qkv_bias` gives the query/key/value projections biases and the output none (Qwen2);
 `model.bias` gives all of them one.
 """
@@ -22,7 +23,7 @@ class GroupedQueryAttention(Attention):
         qkv_bias = cfg.bias or cfg.qkv_bias
         self.q_proj = nn.Linear(cfg.n_embd, cfg.n_head * self.head_dim, bias=qkv_bias)
         self.kv_proj = nn.Linear(cfg.n_embd, 2 * self.n_kv * self.head_dim, bias=qkv_bias)  # [k; v]
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_head * self.head_dim, cfg.n_embd, bias=cfg.bias)
         self.q_norm = self.k_norm = None
         if cfg.qk_norm:
             from foundry.model.modules import NORMS
@@ -51,7 +52,7 @@ class GroupedQueryAttention(Attention):
             cache["k"], cache["v"] = k, v
         k_pos = torch.arange(k.shape[2], device=x.device) if documents is None else q_pos
         y = self.attend(q, k, v, position, q_pos, k_pos, documents)
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
     def residual_projections(self):
         return [self.c_proj]

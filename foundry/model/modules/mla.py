@@ -74,6 +74,8 @@ class MultiHeadLatentAttention(Attention):
                     f"(set model.rope_dim)")
         if not 0 <= m.kv_lora_rank <= m.n_embd:
             return f"mla: model.kv_lora_rank={m.kv_lora_rank} must be in [0, n_embd={m.n_embd}] (0 = n_embd // 4)"
+        if m.head_size and m.head_size * m.n_head != m.n_embd:
+            return f"mla: heads must fill n_embd; model.head_size={m.head_size} x n_head={m.n_head} != {m.n_embd}"
         if m.n_kv_head not in (0, m.n_head):
             return f"mla compresses keys/values into a latent; model.n_kv_head={m.n_kv_head} does not apply (use 0)"
         if m.position in POSITIONS and POSITIONS[m.position].bias is not Position.bias:

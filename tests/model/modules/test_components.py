@@ -137,17 +137,17 @@ INVALID = [
     ({"attention": "mla", "kv_lora_rank": 64}, "kv_lora_rank=64 must be in [0, n_embd=32]"),
     ({"attention": "mla", "n_kv_head": 2}, "n_kv_head=2 does not apply"),
     ({"ffn": "moe", "n_experts": 2, "top_k": 3}, "model.ffn: moe needs 1 <= model.top_k <= model.n_experts"),
-    ({"ffn": "moe", "capacity_factor": 0.0}, "capacity_factor must be positive"),
-    ({"ffn": "moe", "moe_aux_weight": -1.0}, "loss weights must not be negative"),
+    ({"ffn": "moe", "capacity_factor": 0.0}, "model.capacity_factor: must be in (0, 64], got 0.0"),
+    ({"ffn": "moe", "moe_aux_weight": -1.0}, "model.moe_aux_weight: must be in [0, 100], got -1.0"),
     ({"n_embd": 36, "position": "rope"}, "model.position: rope rotates channel pairs; head_dim=9"),
     ({"position": "llama3_rope", "rope_low_freq_factor": 4.0}, "0 < rope_low_freq_factor < rope_high_freq_factor"),
-    ({"position": "llama3_rope", "rope_factor": 0.0}, "llama3_rope needs rope_factor > 0"),
-    ({"mlp_hidden": -1}, "model.mlp_hidden/norm_eps: must not be negative"),
+    ({"position": "llama3_rope", "rope_factor": 0.0}, "model.rope_factor: must be in (0, 1e6]"),
+    ({"mlp_hidden": -1}, "model.mlp_hidden: must be in [0, 1e8]"),
 ]
 INVALID_TRAIN = [
-    ({"loss": "focal", "focal_gamma": -1.0}, {}, "train.loss: focal: train.focal_gamma must not be negative"),
-    ({"loss": "label_smoothing", "label_smoothing": 1.0}, {}, "train.label_smoothing must be in [0, 1)"),
-    ({"loss": "dpo", "dpo_beta": 0.0}, {"source": "p.jsonl"}, "train.dpo_beta must be positive"),
+    ({"loss": "focal", "focal_gamma": -1.0}, {}, "train.focal_gamma: must be in [0, 100], got -1.0"),
+    ({"loss": "label_smoothing", "label_smoothing": 1.0}, {}, "train.label_smoothing: must be in [0, 1), got 1.0"),
+    ({"loss": "dpo", "dpo_beta": 0.0}, {"source": "p.jsonl"}, "train.dpo_beta: must be in (0, 1000], got 0.0"),
     ({"loss": "dpo"}, {}, "dpo trains on preference pairs: data.source must be a JSONL file"),
 ]
 
