@@ -3,22 +3,27 @@
     for p in propose(baseline, n, seed, ledger, baseline_hash, promotion_settings, skip=seen): ...
 
 Every finished candidate trial in the ledger, screened or confirmed, is an observation: its
-relative improvement over the baseline trial of the same generation and seed (a failed or
-diverged trial counts as FAIL_EFFECT). An observation made against an older baseline weighs
-DECAY^k, k = baseline changes since: estimates fade as the lineage moves on. Each mutation type
-and each variant gets a Gaussian posterior of its effect (prior N(0, PRIOR_SD^2); a variant's
-prior is centred on its type's estimate; the noise of one observation is estimated from the
-baseline's own seed-to-seed spread). Slots are filled by Thompson sampling (draw an effect for
-every type, take the best, then the same among its variants), with EXPLORE of the picks drawn
-uniformly to keep exploring. Numeric knobs (NUMERIC: lr, warmup, weight_decay) have the
-variants "up" and "down"; the size of the step comes from Optuna's TPE sampler fitted on this
-baseline's trials of that knob in that direction ("lr:x1.37"). When two or more near-misses of
-different types stand against the current baseline, the best two are stacked into one candidate
-("a+b"). Configs already screened against this baseline, earlier baselines of the lineage (undoing
-a promotion, e.g. context:x2 right after context:x0.5 won: the type's estimate would favour it),
-no-ops and mutations that do not apply are never proposed. pick() chooses what the supervisor confirms: the best estimate among this
-generation's candidates and those screened earlier against the same baseline and never confirmed
-(waiting()), if it clears CONFIRM_MARGIN; a confirmation costs 6 to 12 trials, a screen one.
+relative improvement over the mean of every trial of the baseline it ran against (all its seeds;
+a failed or diverged trial counts as FAIL_EFFECT). Estimates follow the lineage: an observation
+made against an older baseline weighs DECAY^k, k = baseline changes since, and is dropped (re-based)
+once a change of its own type was promoted since (after lr:x2.7 won, what earlier lr steps did says
+nothing about the next one; after activation:glu won, relu2 was measured against the wrong
+activation). Each mutation type ("family"; a numeric knob's steps up and down are two) and each
+variant ("arm") gets a Gaussian posterior of its effect. The prior is empirical Bayes: the mean and
+spread (net of noise, shrunk toward PRIOR_SD) of the arms seen so far; an arm's prior is centred on
+its family's estimate with that whole spread, since variants of one type differ as much as types do.
+Slots are filled by Thompson sampling (draw an effect for every family, take the best, then the
+same among its arms), with EXPLORE of the picks drawn uniformly to keep exploring. Numeric knobs
+(NUMERIC: lr, warmup, weight_decay) have the arms "up" and "down"; the size of the step comes from
+Optuna's TPE sampler fitted on this baseline's trials of that knob in that direction ("lr:x1.37").
+When two or more near-misses of different types stand against the current baseline, the best two
+are stacked into one candidate ("a+b"). Configs already screened against this baseline, earlier
+baselines of the lineage (undoing a promotion, e.g. context:x2 right after context:x0.5 won), no-ops
+and mutations that do not apply are never proposed. pick() chooses what the supervisor confirms:
+the best estimate among this generation's candidates and those screened earlier against the same
+baseline and never confirmed (waiting()), if it clears CONFIRM_MARGIN x one trial's noise: a
+confirmation costs 6 to 12 trials, a screen one, so a lucky screen of a change that does nothing
+(most do) should not buy one.
 """
 from __future__ import annotations
 
@@ -34,8 +39,9 @@ PRIOR_SD = 0.01       # prior spread of a mutation's relative effect (1%)
 DEFAULT_NOISE = 0.01  # relative noise of one trial until the ledger can estimate it
 FAIL_EFFECT = -0.05   # a failed, diverged or timed-out candidate counts as 5% worse
 EXPLORE = 0.1         # share of picks drawn uniformly among the untried arms
-CONFIRM_MARGIN = 0.5    # confirm only an estimate above 0.5 x one trial's noise (a confirmation costs 6-12 trials)
-MIN_FAMILIES = 5      # families with observations before the prior is estimated from them
+CONFIRM_MARGIN = 1.5  # confirm only an estimate above 1.5 x one trial's noise (a confirmation costs 6-12 trials)
+MIN_ARMS = 5          # arms with observations before the prior's mean is estimated from them
+PRIOR_COUNT = 5       # pseudo-arms of spread PRIOR_SD in the estimate of the prior's spread
 NUMERIC = {"lr": 2.0, "warmup": 2.0, "weight_decay": 2.0}   # knob -> largest |log2 factor| TPE may take
 
 
@@ -67,9 +73,12 @@ def observations(ledger, lower_is_better: bool = True) -> tuple[list[dict], floa
     for t in trials:
         if t["variant"] == "baseline" or t["role"] == "transfer" or t["status"] in ("queued", "running"):
             continue
-        b = base.get((t["gen"], t["seed"]))
-        if b is None:
+        ref = by_baseline.get(gens.get(t["gen"]))
+        if (t["gen"], t["seed"]) not in base or not ref:
             continue
+        # against the mean of every trial of that baseline (all its seeds): a noise variance of
+        # sigma^2 (1 + 1/n) instead of the 2 sigma^2 of one same-seed pair, hence the weight
+        b, weight = sum(ref) / len(ref), 2 / (1 + 1 / len(ref))
         if t["status"] == "done" and t["metric"] is not None and math.isfinite(t["metric"]):
             effect = ((b - t["metric"]) if lower_is_better else (t["metric"] - b)) / abs(b)
         elif t["status"] in ("failed", "diverged", "timeout"):
@@ -81,7 +90,8 @@ def observations(ledger, lower_is_better: bool = True) -> tuple[list[dict], floa
             mutation_type, variant = part.split(":", 1)
             arm = _variant(mutation_type, variant)
             out.append({"type": mutation_type, "arm": arm, "family": _family(mutation_type, arm), "label": part,
-                        "effect": effect / len(parts), "baseline": gens.get(t["gen"]), "gen": t["gen"]})
+                        "effect": effect / len(parts), "baseline": gens.get(t["gen"]), "gen": t["gen"],
+                        "weight": weight})
     spreads = [(v, sum(vs) / len(vs)) for vs in by_baseline.values() if len(vs) >= 2 for v in vs]
     if len(spreads) >= 3:
         noise = math.sqrt(sum((v / m - 1) ** 2 for v, m in spreads) / max(1, len(spreads) - len(by_baseline)))
@@ -101,56 +111,67 @@ def _ages(ledger, current: str) -> dict:
     return {h: len(order) - 1 - i for i, h in enumerate(order)}
 
 
-def _posterior(obs: list[dict], weights: list[float], noise_var: float, prior_mean: float, prior_var: float):
-    precision = 1 / prior_var + sum(weights) / noise_var
-    mean = (prior_mean / prior_var + sum(w * o["effect"] for w, o in zip(weights, obs)) / noise_var) / precision
+def _posterior(pairs, noise_var: float, prior_mean: float, prior_var: float) -> tuple[float, float]:
+    """Normal-normal update: [(observation, weight)] of noise variance noise_var / weight each."""
+    precision = 1 / prior_var + sum(w for _, w in pairs) / noise_var
+    mean = (prior_mean / prior_var + sum(w * o["effect"] for o, w in pairs) / noise_var) / precision
     return mean, 1 / precision
 
 
+def _spread(groups: list[list], noise_var: float, centre: float) -> float:
+    """Method-of-moments variance of the true effects of `groups` (lists of (obs, weight)) around
+    `centre`: the spread of their weighted means net of the noise in them, shrunk toward PRIOR_SD^2
+    with PRIOR_COUNT pseudo-groups (a few groups say little about a variance)."""
+    terms = []
+    for pairs in groups:
+        total = sum(w for _, w in pairs)
+        mean = sum(w * o["effect"] for o, w in pairs) / total
+        terms.append((mean - centre) ** 2 - noise_var / total)
+    n = len(terms)
+    observed = max(0.0, sum(terms) / n) if n else 0.0
+    return (PRIOR_COUNT * PRIOR_SD ** 2 + n * observed) / (PRIOR_COUNT + n)
+
+
 class Estimates:
-    """Posterior effect of every type and arm on the current lineage (computed once, then cached)."""
+    """Posterior effect of every family and arm on the current lineage (computed once, then cached).
+
+    Empirical Bayes: the arms (variants) seen so far say what an untried one is worth, as the mean
+    and the spread (net of noise) of their effects: most changes do nothing or harm, a few help. An
+    arm's prior is centred on its family's estimate, with that whole spread: variants of one type
+    differ as much as types do (activation:relu2 helps, gelu does nothing), so one good screen can
+    be enough to confirm a variant of a family that did little so far. A family's estimate pools
+    its arms' observations, each noisier by the arms' spread (they are different changes)."""
 
     def __init__(self, ledger, current_hash: str, lower_is_better: bool = True):
         self.obs, noise = observations(ledger, lower_is_better)
         ages = _ages(ledger, current_hash)
         self.current = current_hash
         self.noise_var = 2 * noise ** 2   # an observation is a difference of two trials
+        promoted = [(d["gen"], {part.split(":")[0] for part in (d["mutation"] or "").split("+")})
+                    for d in ledger.decisions("promote") if d["state"] == "committed"]
         self.groups: dict[tuple, list] = {}
         for o in self.obs:
-            w = DECAY ** ages.get(o["baseline"], len(ages))
+            if o["baseline"] != current_hash and any(g >= o["gen"] and o["type"] in types for g, types in promoted):
+                continue   # re-based: a promotion of this type since made the observation's baseline moot
+            w = o["weight"] * DECAY ** ages.get(o["baseline"], len(ages))
             self.groups.setdefault((o["family"], None), []).append((o, w))
             self.groups.setdefault((o["family"], o["arm"]), []).append((o, w))
         self.cache: dict[tuple, tuple] = {}
-        self.prior_mean, self.prior_var = self._empirical_prior()
+        arms = [pairs for (_, arm), pairs in self.groups.items() if arm is not None and sum(w for _, w in pairs) > 0]
+        means = [sum(w * o["effect"] for o, w in pairs) / sum(w for _, w in pairs) for pairs in arms]
+        self.prior_mean = sum(means) / len(means) if len(means) >= MIN_ARMS else 0.0
+        self.prior_var = _spread(arms, self.noise_var, self.prior_mean)
 
-    def _empirical_prior(self) -> tuple[float, float]:
-        """Empirical Bayes: the families seen so far say what an untried change is worth (most do nothing
-        or harm), as the mean and spread of their means (the spread net of noise); defaults until
-        MIN_FAMILIES are known."""
-        means, noise = [], []
-        for (family, arm), pairs in self.groups.items():
-            total = sum(w for _, w in pairs)
-            if arm is None and total > 0:
-                means.append(sum(w * o["effect"] for o, w in pairs) / total)
-                noise.append(self.noise_var / total)
-        if len(means) < MIN_FAMILIES:
-            return 0.0, PRIOR_SD ** 2
-        mean = sum(means) / len(means)
-        spread = sum((m - mean) ** 2 for m in means) / (len(means) - 1) - sum(noise) / len(noise)
-        return mean, min(PRIOR_SD ** 2, max((PRIOR_SD / 4) ** 2, spread))
-
-    def _of(self, key, prior_mean, prior_var):
+    def _of(self, key, prior_mean, noise_var):
         if key not in self.cache:
-            pairs = self.groups.get(key, [])
-            self.cache[key] = _posterior([o for o, _ in pairs], [w for _, w in pairs], self.noise_var,
-                                         prior_mean, prior_var)
+            self.cache[key] = _posterior(self.groups.get(key, []), noise_var, prior_mean, self.prior_var)
         return self.cache[key]
 
     def family_posterior(self, family: str):
-        return self._of((family, None), self.prior_mean, self.prior_var)
+        return self._of((family, None), self.prior_mean, self.noise_var + self.prior_var)
 
     def arm_posterior(self, family: str, arm: str):
-        return self._of((family, arm), self.family_posterior(family)[0], self.prior_var / 4)
+        return self._of((family, arm), self.family_posterior(family)[0], self.noise_var)
 
     def label_mean(self, label: str, effect: float) -> float:
         """Estimated effect of a candidate with this label (registry labels, stacked with +); a label
@@ -158,12 +179,19 @@ class Estimates:
         parts = label.split("+")
         if not label or not all(":" in p and p.split(":")[0] in MUTATIONS for p in parts):
             return self.prior_mean + (effect - self.prior_mean) * self.prior_var / (self.prior_var + self.noise_var)
-        total = 0.0
-        for part in parts:
-            mutation_type, variant = part.split(":", 1)
-            arm = _variant(mutation_type, variant)
-            total += self.arm_posterior(_family(mutation_type, arm), arm)[0]
-        return total
+        return sum(self.part_mean(part) for part in parts)
+
+    def part_mean(self, part: str) -> float:
+        """One registry label's estimate: its arm's, then, for a numeric knob's step (lr:x1.7 of the
+        arm lr:up), updated by the trials of that very step: steps of one direction differ."""
+        mutation_type, variant = part.split(":", 1)
+        arm = _variant(mutation_type, variant)
+        family = _family(mutation_type, arm)
+        mean, _ = self.arm_posterior(family, arm)
+        if arm == variant:
+            return mean
+        own = [(o, w) for o, w in self.groups.get((family, arm), []) if o["label"] == part]
+        return _posterior(own, self.noise_var, mean, self.prior_var)[0]
 
     def current_obs(self, family: str, arm: str) -> list[dict]:
         return [o for o, _ in self.groups.get((family, arm), []) if o["baseline"] == self.current]

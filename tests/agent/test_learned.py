@@ -121,3 +121,30 @@ def test_propose_never_undoes_a_promotion(tmp_path):
     labels = [p.mutation for seed in range(10)
               for p in learned.propose(after, 3, seed, led, config_hash(after), PromotionSettings())]
     assert labels and "context:x2" not in labels
+
+
+def test_a_promotion_re_bases_its_own_type_and_decays_the_others(tmp_path):
+    """lr:x2 promoted in generation 3: what lr steps did against baseline A says nothing about the
+    next step from the new baseline B (the gain is taken), so the lr families start again from the
+    prior; ffn:moe's harm still counts, at half weight."""
+    led = ledger(tmp_path)
+    led.record_decision(3, "promote", "committed", "done", variant="v1", mutation="lr:x2", improvement=0.02)
+    before, after = learned.Estimates(led, "A"), learned.Estimates(led, "B")
+    assert after.groups.get(("lr:up", "up")) is None and before.groups[("lr:up", "up")]
+    assert after.arm_posterior("lr:up", "up")[0] == after.family_posterior("lr:up")[0] == after.prior_mean
+    assert before.arm_posterior("ffn", "moe")[0] < after.arm_posterior("ffn", "moe")[0] < -0.005
+
+
+def test_one_good_screen_of_a_variant_can_be_confirmed_in_a_family_that_did_little(tmp_path):
+    """Variants of one type differ as much as types do: activation:relu2 helps where gelu did
+    nothing. The arm's prior has the whole spread of effects, so a 2% screen (on a baseline whose
+    seeds agree to 0.5%) is worth a confirmation; a numeric step is judged by its own trials too."""
+    led = ledger(tmp_path)
+    fill(led, 4, "A", [trial(4, "baseline", "", 4, 2.0), trial(4, "v1", "activation:gelu", 4, 2.0),
+                       trial(4, "v2", "activation:relu2", 4, 1.96), trial(4, "v3", "lr:x1.2", 4, 2.0)])
+    est = learned.Estimates(led, "A")
+    relu2, gelu = est.part_mean("activation:relu2"), est.part_mean("activation:gelu")
+    assert relu2 > 0.01 > abs(gelu) and est.prior_var > (learned.PRIOR_SD / 2) ** 2
+    best, _ = learned.pick(led, "A", [{"id": "r", "mutation": "activation:relu2", "metric": 1.96, "base_metric": 2.0}])
+    assert best is not None
+    assert est.part_mean("lr:x1.2") < est.part_mean("lr:x2")   # the step that did nothing, below the one that helped
