@@ -177,7 +177,7 @@ class Estimates:
         """Estimated effect of a candidate with this label (registry labels, stacked with +); a label
         from elsewhere (a queue file) gets its screening `effect` shrunk by the prior."""
         parts = label.split("+")
-        if not label or not all(":" in p and p.split(":")[0] in MUTATIONS for p in parts):
+        if not from_registry(label):
             return self.prior_mean + (effect - self.prior_mean) * self.prior_var / (self.prior_var + self.noise_var)
         return sum(self.part_mean(part) for part in parts)
 
@@ -195,6 +195,11 @@ class Estimates:
 
     def current_obs(self, family: str, arm: str) -> list[dict]:
         return [o for o, _ in self.groups.get((family, arm), []) if o["baseline"] == self.current]
+
+
+def from_registry(label: str) -> bool:
+    """Is this candidate's label made of mutation-registry labels (not a queue file's or a command's)?"""
+    return bool(label) and all(":" in p and p.split(":")[0] in MUTATIONS for p in label.split("+"))
 
 
 def arms() -> dict[str, list[tuple[str, str]]]:
@@ -318,14 +323,16 @@ def waiting(ledger, bhash: str, gen: int) -> list[dict]:
 def pick(ledger, bhash: str, candidates: list[dict], lower_is_better: bool = True):
     """The screened candidate to confirm: the highest estimated effect (its screening trial and
     everything the ledger knows about its kind of change), if it clears CONFIRM_MARGIN x one trial's
-    noise. `candidates` are trial rows with `base_metric`, the screening baseline they ran against
-    (this generation's, or an earlier one's, see waiting()). Returns (row or None, {id: estimate})."""
+    noise. A candidate from a queue file or proposer.command (asked for by a person or a program)
+    keeps its precedence: it is confirmed if its estimate is positive at all. `candidates` are trial
+    rows with `base_metric`, the screening baseline they ran against (this generation's, or an
+    earlier one's, see waiting()). Returns (row or None, {id: estimate})."""
     est = Estimates(ledger, bhash, lower_is_better)
     scores = {}
     for t in candidates:
         b = t["base_metric"]
         effect = ((b - t["metric"]) if lower_is_better else (t["metric"] - b)) / abs(b)
         scores[t["id"]] = est.label_mean(t["mutation"] or "", effect)
-    best = max(candidates, key=lambda t: scores[t["id"]], default=None)
     floor = CONFIRM_MARGIN * math.sqrt(est.noise_var / 2)   # in units of one trial's noise
-    return (best if best is not None and scores[best["id"]] > floor else None), scores
+    eligible = [t for t in candidates if scores[t["id"]] > (floor if from_registry(t["mutation"] or "") else 0)]
+    return max(eligible, key=lambda t: scores[t["id"]], default=None), scores

@@ -147,4 +147,7 @@ def test_one_good_screen_of_a_variant_can_be_confirmed_in_a_family_that_did_litt
     assert relu2 > 0.01 > abs(gelu) and est.prior_var > (learned.PRIOR_SD / 2) ** 2
     best, _ = learned.pick(led, "A", [{"id": "r", "mutation": "activation:relu2", "metric": 1.96, "base_metric": 2.0}])
     assert best is not None
+    small = [{"id": "q", "mutation": "model.activation=swiglu", "metric": 1.998, "base_metric": 2.0}]
+    assert learned.pick(led, "A", small)[0]["id"] == "q"                   # a queued file's win: confirmed
+    assert learned.pick(led, "A", [{**small[0], "mutation": "norm:layernorm"}])[0] is None   # a registry one: not
     assert est.part_mean("lr:x1.2") < est.part_mean("lr:x2")   # the step that did nothing, below the one that helped
