@@ -55,6 +55,14 @@ class ModelConfig:
     stride: int = 0             # sparse: strided "summary" columns every `stride` tokens
     kv_lora_rank: int = 0       # mla: latent width (0 = n_embd // 4)
     rope_dim: int = 0           # mla: decoupled rope width per head (0 = head_dim // 2)
+    retention_chunk: int = 0    # retention: chunk length of the chunked form in training; 0 = the parallel form
+    d_state: int = 16           # ssm: state numbers per channel
+    d_conv: int = 4             # ssm: taps of the causal depthwise conv
+    expand: int = 2             # ssm: inner width = expand x n_embd
+    router_mixers: list[str] = field(default_factory=lambda: ["mha", "retention", "ssm"])  # routed: the mixers
+    router_top_k: int = 2       # routed: mixers each token takes
+    router_temperature: float = 1.0  # routed: softmax(logits / temperature)
+    router_aux_weight: float = 1e-2  # routed: weight of the balance loss
     n_experts: int = 4          # moe
     top_k: int = 2              # moe
     capacity_factor: float = 1.25
@@ -202,7 +210,9 @@ SECTIONS = ("model", "train", "data", "budget", "eval")
 BUDGET_KEYS = ("tokens", "steps", "seconds")
 # ModelConfig keys that `model.layers` may set for some layers only; the rest are model-wide
 PER_LAYER_KEYS = ("attention", "activation", "ffn", "mlp_ratio", "qk_norm", "window", "stride", "n_kv_head",
-                  "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor", "n_head", "mlp_hidden")
+                  "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor", "n_head", "mlp_hidden",
+                  "retention_chunk", "d_state", "d_conv", "expand", "router_mixers", "router_top_k",
+                  "router_temperature")
 
 
 # ---------------------------------------------------------------- conversion

@@ -101,14 +101,16 @@ class GPT(nn.Module):
         return self.blocks[i](x, self.position, cache, start, documents)
 
     def aux_loss(self):
-        """Sum of auxiliary losses (MoE balance, router z-loss) from the last forward pass."""
-        losses = [b.ffn.aux_loss for b in self.blocks if b.ffn.aux_loss is not None]
+        """Sum of auxiliary losses (MoE balance, router z-loss, mixer routers) from the last forward pass."""
+        losses = [m.aux_loss for b in self.blocks for m in (b.attn, b.ffn) if m.aux_loss is not None]
         losses += [self.pipeline.aux_loss()] if self.pipeline.aux_loss() is not None else []  # latents' KL
         return sum(losses) if losses else None
 
     def ffn_stats(self) -> dict:
-        """{"layer_I/NAME": detached scalar} from each feed-forward's last forward pass (MoE load, ...)."""
-        return {**{f"layer_{b.layer_index}/{k}": v for b in self.blocks for k, v in b.ffn.stats.items()},
+        """{"layer_I/NAME": detached scalar} from each feed-forward's and mixer's last forward pass (MoE load,
+        routed mixers' use, ...)."""
+        return {**{f"layer_{b.layer_index}/{k}": v for b in self.blocks for m in (b.attn, b.ffn)
+                   for k, v in m.stats.items()},
                 **self.pipeline.stats()}  # "STAGE/kl" of each latent stage
 
     @torch.no_grad()
@@ -150,7 +152,8 @@ class GPT(nn.Module):
         return n
 
     def flops_per_token(self) -> int:
-        """Training FLOPs per token: 6 N for the matmuls plus 6 L T C for attention scores (PaLM).
+        """Training FLOPs per token: 6 N for the matmuls plus each mixer's own (6 T C for attention scores,
+        PaLM; a sliding window's band; a state-space scan).
 
         N counts weights used in a matmul: embedding lookups are free, but a tied lm_head is not;
         a mixture-of-experts FFN counts only its top_k active experts (its `inactive_params` are out);
@@ -163,5 +166,5 @@ class GPT(nn.Module):
         for i in self.pipeline.encoder_layers():
             runs[i] = 2
             n += sum(p.numel() for p in self.blocks[i].parameters()) - self.blocks[i].ffn.inactive_params()
-        attention_width = sum(r * b.cfg.n_head * b.cfg.head_dim for r, b in zip(runs, self.blocks))  # n_layer * n_embd unless pruned
-        return int(6 * n + 6 * c.block_size * attention_width)
+        mixing = sum(r * b.attn.mixing_flops(b.cfg) for r, b in zip(runs, self.blocks))  # scores, scans (protocols.py)
+        return int(6 * n + mixing)
