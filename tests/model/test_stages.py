@@ -156,3 +156,14 @@ def test_packed_rows_keep_the_encoder_inside_each_document():
 def test_inconsistent_pipelines_are_refused_naming_stage_and_key(stages, message):
     with pytest.raises(ConfigError, match=message):
         staged(stages)
+
+
+def test_tools_that_assume_one_decoder_stack_refuse_a_pipeline():
+    from foundry.errors import UserError
+    from foundry.prune.structured import prune_structured
+    from foundry.zoo.families import exportable_family
+    model = staged()
+    with pytest.raises(UserError, match="no Hugging Face family can express this model.*model.stages"):
+        exportable_family(model.cfg)
+    with pytest.raises(UserError, match="model.stages is not supported"):
+        prune_structured(model, "heads", 0.5, torch.randint(0, 37, (1, 8)))
