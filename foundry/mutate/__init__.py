@@ -19,7 +19,7 @@ from foundry.errors import UserError
 from foundry.mutate.architecture import ARCHITECTURE
 from foundry.mutate.data import DATA
 from foundry.mutate.edit import NotApplicable, fixed_weights_reason
-from foundry.mutate.pipeline import PIPELINE
+from foundry.mutate.pipeline import PIPELINE, builds_the_same
 from foundry.mutate.training import TRAINING
 
 MUTATIONS = {**ARCHITECTURE, **PIPELINE, **TRAINING, **DATA}
@@ -61,7 +61,7 @@ def apply(cfg: Config, mutation_type: str, variant: str) -> Config:
         raise NotApplicable(f"mutation {tag} does not apply to {cfg.name}: {e}") from None
     except ConfigError as e:
         raise UserError(f"mutation {tag} gives an invalid config from {cfg.name}: {e}") from None
-    if config_hash(child) == config_hash(cfg):
+    if config_hash(child) == config_hash(cfg) or builds_the_same(cfg, child):
         raise NoOpMutation(f"mutation {tag} changes nothing in {cfg.name}")
     reason = fixed_weights_reason(cfg, child)
     if reason:

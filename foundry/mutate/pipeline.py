@@ -6,7 +6,9 @@ validated). A setting is changed where the config sets it (model-wide, in a stag
 the model's `layers`), so a pipeline's own values move too. The registry PIPELINE at the end maps
 type -> (function, variants); foundry.mutate merges it into MUTATIONS.
 """
-from foundry.config import layer_config
+import dataclasses
+
+from foundry.config import PER_LAYER_KEYS, diff, layer_config
 from foundry.config_layers import layer_selector, stage_spans
 from foundry.mutate.edit import NotApplicable, factor_of, scaled_int, with_values
 
@@ -16,6 +18,18 @@ WINDOWED = ("sliding_window", "sparse")   # attention kinds that read model.wind
 
 def _layers(m):
     return [layer_config(m, i) for i in range(m.n_layer)]
+
+
+def builds_the_same(a, b) -> bool:
+    """Whether configs a and b differ only in model keys that no layer reads (a model-wide value that
+    every stage sets for itself): the same model, a wasted trial. Compares every layer's own settings
+    and the stages' layout."""
+    if any(not key.startswith("model.") for key in diff(a, b)):
+        return False
+    def built(m):
+        layers = [dataclasses.replace(layer_config(m, i), layers={}, stages=[]) for i in range(m.n_layer)]
+        return layers, [{k: v for k, v in s.items() if k not in PER_LAYER_KEYS and k != "layers"} for s in m.stages]
+    return built(a.model) == built(b.model)
 
 
 def _decoders(m) -> list[tuple[int, dict, int, int]]:

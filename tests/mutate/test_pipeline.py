@@ -74,3 +74,10 @@ def test_the_proposer_draws_the_pipeline_mutations():
     import random
     labels = {label.split(":")[0] for _, label in propose(pipeline(), 40, random.Random(0))}
     assert {"layer_mixer", "router", "stage_depth", "latent", "d_state", "window"} <= labels
+
+
+def test_a_model_wide_change_that_every_stage_overrides_is_a_no_op():
+    from foundry.mutate import NoOpMutation
+    with pytest.raises(NoOpMutation, match="changes nothing"):
+        apply(pipeline(), "attention", "mla")   # every stage sets its own mixer
+    assert apply(pipeline(), "norm", "layernorm").model.norm == "layernorm"   # read by every layer
