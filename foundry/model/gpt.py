@@ -2,7 +2,8 @@
 
 Every part comes from a registry in foundry.model.modules, named in the config; each block is
 built from its own layer's settings (`model.layers` may give some layers other components), and
-the components keep the contract in foundry/model/protocols.py:
+the components keep the contract in foundry/model/protocols.py. `model.stages` (encoder, latent,
+decoder stacks) decides how the blocks run: foundry/model/stages.py.
 
     model = GPT(cfg.model)                     # cfg.model.vocab_size must be set
     logits = model(idx)                        # (B, T) -> (B, T, vocab)
@@ -103,7 +104,8 @@ class GPT(nn.Module):
     def aux_loss(self):
         """Sum of auxiliary losses (MoE balance, router z-loss, mixer routers) from the last forward pass."""
         losses = [m.aux_loss for b in self.blocks for m in (b.attn, b.ffn) if m.aux_loss is not None]
-        losses += [self.pipeline.aux_loss()] if self.pipeline.aux_loss() is not None else []  # latents' KL
+        kl = self.pipeline.aux_loss()  # the latent stages' KL terms
+        losses += [kl] if kl is not None else []
         return sum(losses) if losses else None
 
     def ffn_stats(self) -> dict:
