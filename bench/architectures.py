@@ -16,7 +16,9 @@ Each trains --tokens tokens (fp32, train.threads=--threads) per seed and reports
 (+- standard deviation): tokens/s (the trainer's, evaluation excluded), val_bpb (the frozen
 evaluator, whole validation slice of --eval-batches batches), training FLOPs, and QPC as in
 EvoForge's results table (strangeloopcanon/transformer-evolution, runners/run_experiment.py
-compute_qpc): (first logged training loss - last) / total training FLOPs, here in loss per TFLOP.
+compute_qpc): (first logged training loss - last) / total training FLOPs, here in loss per TFLOP;
+beside it Foundry's own QPC of sweeps and compares (foundry/search/trials.py: (ln V - val_loss) /
+training FLOPs, per TFLOP).
 Ratios are against plain. The load average (os.getloadavg) is printed before and after: the
 machine is shared, so tokens/s are comparable only within one invocation.
 """
@@ -51,6 +53,7 @@ def overrides(args, seed: int) -> list[str]:
 
 def run(name: str, seed: int, args, folder: str) -> dict:
     from foundry import catalog
+    from foundry.search import trials
     from foundry.training.loop import train
     baseline, extra = DESIGNS[name]
     design_overrides = list(extra)
@@ -64,6 +67,7 @@ def run(name: str, seed: int, args, folder: str) -> dict:
         losses = [row["loss"] for row in map(json.loads, f) if "loss" in row]
     qpc = (losses[0] - losses[-1]) / summary["train_flops"] * 1e12
     return {"tokens_per_s": summary["tokens_per_s"], "val_bpb": summary["val_bpb"], "qpc": qpc,
+            "val_loss": summary["val_loss"], "foundry_qpc": trials.qpc(summary, out) * 1e12,
             "train_flops": summary["train_flops"], "params": summary["params"], "steps": summary["steps"]}
 
 
@@ -109,12 +113,13 @@ def main() -> int:
                       f"QPC {r['qpc']:.3f}/TFLOP  load {os.getloadavg()[0]:.2f}", flush=True)
     print(f"load average after: {os.getloadavg()}  wall: {time.time() - started:.0f} s\n")
     base = results.get("plain")
-    header = f"{'design':<17} {'params':>8} {'tokens/s':>16} {'val_bpb':>16} {'QPC (dloss/TFLOP)':>19} {'TFLOPs':>7}"
+    header = (f"{'design':<17} {'params':>8} {'tokens/s':>16} {'val_bpb':>16} {'QPC (dloss/TFLOP)':>19} "
+              f"{'Foundry QPC':>17} {'TFLOPs':>7}")
     print(header + ("  tok/s ratio  bpb ratio" if base else ""))
     for name, runs in results.items():
-        tps, bpb, qpc = (mean_sd([r[k] for r in runs]) for k in ("tokens_per_s", "val_bpb", "qpc"))
+        tps, bpb, qpc, fq = (mean_sd([r[k] for r in runs]) for k in ("tokens_per_s", "val_bpb", "qpc", "foundry_qpc"))
         line = (f"{name:<17} {runs[0]['params']:>8,} {tps[0]:>9.0f} +-{tps[1]:<5.0f} {bpb[0]:>9.4f} +-{bpb[1]:<5.3f} "
-                f"{qpc[0]:>11.3f} +-{qpc[1]:<5.3f} {runs[0]['train_flops'] / 1e12:>7.3f}")
+                f"{qpc[0]:>11.3f} +-{qpc[1]:<5.3f} {fq[0]:>9.3f} +-{fq[1]:<5.3f} {runs[0]['train_flops'] / 1e12:>7.3f}")
         if base:
             line += f"  {tps[0] / mean_sd([r['tokens_per_s'] for r in base])[0]:>11.2f}  " \
                     f"{bpb[0] / mean_sd([r['val_bpb'] for r in base])[0]:>9.3f}"
