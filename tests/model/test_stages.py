@@ -167,3 +167,16 @@ def test_tools_that_assume_one_decoder_stack_refuse_a_pipeline():
         exportable_family(model.cfg)
     with pytest.raises(UserError, match="model.stages is not supported"):
         prune_structured(model, "heads", 0.5, torch.randint(0, 37, (1, 8)))
+
+
+def test_gradient_checkpointing_runs_through_the_stages_with_the_same_gradients():
+    grads = []
+    for flag in (False, True):
+        model = staged(gradient_checkpointing=flag)
+        model.train()
+        idx = torch.randint(0, 37, (2, 24), generator=torch.Generator().manual_seed(3))
+        torch.manual_seed(4)  # the same posterior noise
+        loss = model(idx).square().mean() + model.aux_loss()
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
