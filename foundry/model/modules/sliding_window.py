@@ -24,8 +24,8 @@ class SlidingWindowAttention(GroupedQueryAttention):
 
     def extend_cache(self, cache, k, v):
         k, v = super().extend_cache(cache, k, v)
-        keep = self.window - 1  # the next query sees these and itself
-        cache["k"], cache["v"] = (t[:, :, t.shape[2] - min(keep, t.shape[2]):].contiguous() for t in (k, v))
+        keep = self.window - 1  # the next query sees these and itself; a copy, not a view of all keys
+        cache["k"], cache["v"] = (t[:, :, t.shape[2] - min(keep, t.shape[2]):].clone() for t in (k, v))
         return k, v
 
     def mixing_flops(self, cfg) -> int:

@@ -1,4 +1,4 @@
-"""A selective state-space mixer (Mamba, Gu & Dao 2023) in plain PyTorch, with a sequential scan.
+"""A selective state-space mixer (Mamba, Gu & Dao 2023) in plain PyTorch, with a sequential scan (scan.py).
 
     model: {attention: ssm, d_state: 16, d_conv: 4, expand: 2}
 
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from foundry.model.modules.scan import linear_scan
 from foundry.model.protocols import Attention
 
 
@@ -40,20 +41,17 @@ class SelectiveSSM(Attention):
         u, z = self.in_proj(x).chunk(2, dim=-1)  # (B, T, E) each
         u = F.silu(self.conv(u, cache, documents))
         dt, Bs, Cs = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(self.dt_proj(dt).float() + self.dt_bias)  # (B, T, E), the scan in fp32
-        keep = torch.exp(dt[..., None] * -torch.exp(self.A_log.float()))  # (B, T, E, N): exp(dt A)
+        dt = F.softplus(self.dt_proj(dt).float() + self.dt_bias).transpose(0, 1)  # (T, B, E): time first, fp32
+        keep = torch.exp(dt[..., None] * -torch.exp(self.A_log.float()))  # (T, B, E, N): exp(dt A)
         if documents is not None:  # a document's first token starts from h = 0
-            keep = keep * (documents.positions[:, 0, :, None, None] > 0)
-        write = (dt * u.float())[..., None] * Bs.float()[:, :, None, :]  # (B, T, E, N): dt B u
+            keep = keep * (documents.positions[:, 0].T[..., None, None] > 0)
+        write = (dt * u.transpose(0, 1).float())[..., None] * Bs.transpose(0, 1).float()[:, :, None, :]  # dt B u
         h = cache.get("h") if cache is not None else None
         h = x.new_zeros(B, self.d_inner, self.d_state, dtype=torch.float32) if h is None else h
-        states = []
-        for t in range(T):  # the scan: h_t = keep_t * h_{t-1} + write_t
-            h = torch.addcmul(write[:, t], keep[:, t], h)
-            states.append(h)
+        states = linear_scan(keep, write, h)  # (T, B, E, N): h_t = keep_t h_{t-1} + write_t
         if cache is not None:
-            cache["h"] = h
-        y = (torch.stack(states, dim=1) @ Cs.float()[..., None]).squeeze(-1)  # (B, T, E): C_t . h_t
+            cache["h"] = states[-1].clone()
+        y = (states @ Cs.transpose(0, 1).float()[..., None]).squeeze(-1).transpose(0, 1)  # (B, T, E): C_t . h_t
         y = (y.to(x.dtype) + u * self.D.to(x.dtype)) * F.silu(z)
         return self.out_proj(y)
 
@@ -64,7 +62,7 @@ class SelectiveSSM(Attention):
         past = u.new_zeros(u.shape[0], K - 1, u.shape[2]) if past is None else past
         padded = torch.cat([past, u], dim=1)  # (B, K - 1 + T, E)
         if cache is not None:
-            cache["conv"] = padded[:, padded.shape[1] - (K - 1):]
+            cache["conv"] = padded[:, padded.shape[1] - (K - 1):].clone()  # not a view of the whole prompt
         T, out = u.shape[1], self.conv_bias.to(u.dtype)
         for tap in range(K):  # tap K - 1 is the current token, tap K - 1 - j the one j tokens back
             term = padded[:, tap:tap + T] * self.conv_weight[:, tap].to(u.dtype)

@@ -14,6 +14,7 @@ import torch
 
 from foundry.model.gpt import GPT
 from foundry.model.modules.retention import retain
+from foundry.model.modules.scan import linear_scan
 from foundry.model.modules.sliding_window import band_pairs
 from foundry.training.loop import train
 from tests.conftest import REPO, tiny_overrides
@@ -68,6 +69,19 @@ def test_recurrent_caches_do_not_grow_with_the_context(name, shapes, tiny_config
         for t in range(64):
             model(idx[:, t:t + 1], caches, t)
             assert {key: tuple(value.shape) for key, value in caches[0].items()} == shapes
+
+
+def test_linear_scan_matches_the_loop_and_its_gradients_are_exact():
+    torch.manual_seed(0)
+    keep = torch.rand(7, 2, 3, 4, dtype=torch.float64, requires_grad=True)  # (T, B, E, N)
+    write = torch.randn(7, 2, 3, 4, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    h, loop = h0, []
+    for t in range(7):
+        h = keep[t] * h + write[t]
+        loop.append(h)
+    torch.testing.assert_close(linear_scan(keep, write, h0), torch.stack(loop))
+    assert torch.autograd.gradcheck(linear_scan, (keep, write, h0))
 
 
 def test_ssm_forgets_everything_before_a_state_reset(tiny_config):
