@@ -1,16 +1,14 @@
-"""Multi-scale retention (RetNet, Sun et al. 2023): attention without a softmax, whose scores decay
-by gamma_h^(n - m) in head h, so one computation has three equal forms (tests/model/modules/test_mixers.py):
+"""Multi-scale retention (RetNet, Sun et al. 2023): attention without a softmax, scores decaying by
+gamma_h^(n - m) in head h; one computation in three equal forms (tests/model/modules/test_mixers.py):
 
     parallel   (Q K^T * D) V over the whole sequence            training, model.retention_chunk: 0
     chunked    parallel inside chunks, a state carried across     training, model.retention_chunk: N
     recurrent  S = gamma S + k^T v;  o = q S, a token a step      generation: the cache is S alone
 
-    model: {attention: retention, retention_chunk: 64}
-
-gamma_h = 1 - 2^(-5 - h) (the paper's scales); queries and keys are rotated by model.position (RetNet's
-xPos-style rotation; rope by default) and honour model.qk_norm; each head's output is normalised
-(GroupNorm without weights) and gated by swish(x W_g). The cache holds one (H, D, D) state a layer,
-whatever the context length. Packed rows use the parallel form with the documents' mask.
+gamma_h = 1 - 2^(-5 - h); q and k are rotated by model.position (RetNet's xPos-style rotation) and
+honour model.qk_norm; each head's output is normalised (GroupNorm, no weights) and gated by
+swish(x W_g). The cache is one (H, D, D) state a layer at any context length. Packed rows use the
+parallel form with the documents' mask.
 """
 import torch
 import torch.nn.functional as F
