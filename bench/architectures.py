@@ -87,7 +87,7 @@ def mean_sd(values) -> tuple[float, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tokens", type=int, default=30_720, help="training tokens per run (default 30720: 60 steps)")
+    p.add_argument("--tokens", type=int, default=61_440, help="training tokens per run (default 61440: 120 steps)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per design (default 3)")
     p.add_argument("--archs", default=",".join(DESIGNS), help=f"comma-separated subset of {', '.join(DESIGNS)}")
     p.add_argument("--width", type=int, default=64, help="n_embd (default 64)")
