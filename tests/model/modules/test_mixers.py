@@ -202,3 +202,15 @@ def test_mixers_vary_by_layer_and_decode_exactly(tiny_config):
     logits, caches = decode(model, idx)
     torch.testing.assert_close(logits, model(idx).detach(), atol=1e-5, rtol=1e-5)
     assert caches[2]["1"]["k"].shape[2] == 2  # the routed layer's window-3 attention keeps 2 past keys
+
+
+@pytest.mark.parametrize("name", ["sliding_window", "retention", "ssm", "routed"])
+def test_prompt_read_in_chunks_through_the_caches_equals_the_full_forward(name, tiny_config):
+    """As bench/generation_memory.py and a long prompt read it: several tokens a call, the cache in between."""
+    torch.manual_seed(0)
+    model = GPT(tiny_config("attention", name, retention_chunk=2 if name == "retention" else 0).model).eval()
+    idx = torch.randint(0, 256, (2, 16))
+    caches = [{} for _ in model.blocks]
+    with torch.no_grad():
+        parts = [model(idx[:, s:s + 6], caches, s) for s in range(0, 16, 6)]  # 6, 6, 4 tokens
+        torch.testing.assert_close(torch.cat(parts, dim=1), model(idx), atol=1e-5, rtol=1e-5)
