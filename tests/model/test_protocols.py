@@ -95,7 +95,7 @@ def mixer_weights(name, m) -> int:
     """Exact weight-matrix counts of the token mixers that are not attention."""
     C, E, rank = m.n_embd, m.expand * m.n_embd, math.ceil(m.n_embd / 16)
     count = {"retention": 5 * C * C,  # q, k, v, the swish gate and the output (RetNet)
-             "ssm": 2 * E * C + E * m.d_conv + E * (rank + 2 * m.d_state) + rank * E + E * m.d_state + E * C}
+             "ssm": 2 * E * C + E * m.d_conv + E * (rank + 2 * m.d_state) + rank * E + E * C}  # A_log is flat
     if name == "routed":  # its mixers and the router
         return sum(mixer_weights(n, m) if n in count else 4 * C * C for n in m.router_mixers) + C * len(m.router_mixers)
     return count[name]

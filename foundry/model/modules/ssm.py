@@ -32,7 +32,8 @@ class SelectiveSSM(Attention):
         self.dt_proj = nn.Linear(self.dt_rank, E, bias=False)
         dt = torch.exp(torch.rand(E) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # softplus(dt_bias) = dt
-        self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(E, 1))  # (E, N)
+        # A = -exp(A_log), (E, N) kept flat: AdamW decays matrices only (optim.py) and Mamba does not decay A
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(E))  # (E * N,)
         self.D = nn.Parameter(torch.ones(E))
         self.out_proj = nn.Linear(E, C, bias=cfg.bias)
 
@@ -42,7 +43,8 @@ class SelectiveSSM(Attention):
         u = F.silu(self.conv(u, cache, documents))
         dt, Bs, Cs = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(self.dt_proj(dt).float() + self.dt_bias).transpose(0, 1)  # (T, B, E): time first, fp32
-        keep = torch.exp(dt[..., None] * -torch.exp(self.A_log.float()))  # (T, B, E, N): exp(dt A)
+        A = -torch.exp(self.A_log.float()).view(self.d_inner, self.d_state)  # (E, N)
+        keep = torch.exp(dt[..., None] * A)  # (T, B, E, N): exp(dt A)
         if documents is not None:  # a document's first token starts from h = 0
             keep = keep * (documents.positions[:, 0].T[..., None, None] > 0)
         write = (dt * u.transpose(0, 1).float())[..., None] * Bs.transpose(0, 1).float()[:, :, None, :]  # dt B u

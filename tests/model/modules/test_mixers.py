@@ -84,6 +84,16 @@ def test_linear_scan_matches_the_loop_and_its_gradients_are_exact():
     assert torch.autograd.gradcheck(linear_scan, (keep, write, h0))
 
 
+def test_ssm_state_matrix_is_not_weight_decayed(tiny_config):
+    """As in Mamba: A (through A_log), D and dt_bias stay out of AdamW's decay; the projections are in it."""
+    from foundry.training.optim import make_optimizer
+    cfg = tiny_config("attention", "ssm")
+    model = GPT(cfg.model)
+    decayed = {id(p) for g in make_optimizer(model, cfg, "cpu").param_groups if g["weight_decay"] for p in g["params"]}
+    ssm = model.blocks[0].attn
+    assert not {id(p) for p in (ssm.A_log, ssm.D, ssm.dt_bias)} & decayed and id(ssm.in_proj.weight) in decayed
+
+
 def test_ssm_forgets_everything_before_a_state_reset(tiny_config):
     """Selectivity: with dt huge, exp(dt A) ~ 0 and each output depends only on the last d_conv tokens."""
     torch.manual_seed(0)
@@ -197,7 +207,7 @@ def test_mixers_vary_by_layer_and_decode_exactly(tiny_config):
     model = GPT(cfg).eval()
     assert [type(b.attn).__name__ for b in model.blocks] == ["MultiScaleRetention", "SelectiveSSM", "RoutedMixer",
                                                              "SlidingWindowAttention"]
-    assert model.blocks[1].attn.A_log.shape == (32, 4) and model.blocks[2].attn.names == ["ssm", "sliding_window"]
+    assert model.blocks[1].attn.A_log.shape == (32 * 4,) and model.blocks[2].attn.names == ["ssm", "sliding_window"]
     idx = torch.randint(0, 256, (2, 16))
     logits, caches = decode(model, idx)
     torch.testing.assert_close(logits, model(idx).detach(), atol=1e-5, rtol=1e-5)
