@@ -108,7 +108,7 @@ def test_ssm_forgets_everything_before_a_state_reset(tiny_config):
     assert delta[:4].min() > 1e-4 and delta[4:].max() < 1e-5  # token 0 reaches 3 later ones through the conv
 
 
-def test_router_balance_loss_usage_and_top_k(tiny_config):
+def test_router_balance_loss_and_usage(tiny_config):
     torch.manual_seed(0)
     model = GPT(tiny_config("attention", "routed", router_top_k=1, router_aux_weight=0.5).model)
     router = model.blocks[0].attn
@@ -135,6 +135,20 @@ def test_router_balance_loss_usage_and_top_k(tiny_config):
         router.aux_loss.backward()
         optimizer.step()
     assert router.stats["router_balance"].item() < 1.1 and router.stats["router_use_ssm"].item() < 0.4
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_router_mixes_the_top_k_mixers_by_their_probabilities(top_k, tiny_config):
+    torch.manual_seed(0)
+    router = GPT(tiny_config("attention", "routed", n_layer=1, router_top_k=top_k).model).eval().blocks[0].attn
+    position = GPT(tiny_config("attention", "routed", n_layer=1).model).position
+    x = torch.randn(2, 8, 32)
+    with torch.no_grad():
+        probs = router.router(x).softmax(-1)  # (B, T, 3), temperature 1
+        outputs = torch.stack([mixer(x, position) for mixer in router.mixers], dim=-1)  # (B, T, C, 3)
+        chosen = probs.topk(top_k, dim=-1).indices
+        gate = torch.zeros_like(probs).scatter(-1, chosen, probs.gather(-1, chosen))  # 0 off the top k
+        torch.testing.assert_close(router(x, position), (outputs * gate[:, :, None, :]).sum(-1))
 
 
 def test_router_temperature_sharpens_the_gate(tiny_config):
