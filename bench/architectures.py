@@ -63,6 +63,8 @@ def run(name: str, seed: int, args, folder: str) -> dict:
     out = os.path.join(folder, f"{name}-{seed}")
     with contextlib.redirect_stdout(io.StringIO()):   # the trainer's own progress and summary block
         summary = train(cfg, out, log=lambda *_: None)
+    if summary["status"] != "done":   # SIGTERM stops the trainer gracefully ("interrupted"): stop here too
+        sys.exit(f"{name} seed {seed}: the run ended {summary['status']}")
     with open(os.path.join(out, "metrics.jsonl")) as f:
         losses = [row["loss"] for row in map(json.loads, f) if "loss" in row]
     qpc = (losses[0] - losses[-1]) / summary["train_flops"] * 1e12

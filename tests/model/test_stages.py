@@ -54,7 +54,7 @@ def test_the_encoder_sees_the_whole_sequence_in_training_and_nothing_at_eval():
     x = model.wte(torch.randint(0, 37, (1, 24)))
     later = x.clone()
     later[:, -1] += 1.0  # change only the last position
-    encoder = range(0, 1)
+    encoder = range(1)
     first = model.pipeline.encode(x, encoder, model._run_block, None, None)
     second = model.pipeline.encode(later, encoder, model._run_block, None, None)
     assert not torch.allclose(first[:, 0], second[:, 0]), "position 0 must see the last token (non-causal)"
@@ -133,7 +133,7 @@ def test_packed_rows_keep_the_encoder_inside_each_document():
     from foundry.model.modules.masks import packed_documents
     later = x.clone()
     later[:, 20] += 1.0  # a token of the second document
-    args = (range(0, 1), model._run_block, packed_documents(doc_ids), doc_ids)
+    args = (range(1), model._run_block, packed_documents(doc_ids), doc_ids)
     first, second = model.pipeline.encode(x, *args), model.pipeline.encode(later, *args)
     assert torch.allclose(first[:, :12], second[:, :12], atol=1e-6)
     assert not torch.allclose(first[:, 12:20], second[:, 12:20])
