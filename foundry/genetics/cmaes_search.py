@@ -154,25 +154,28 @@ def generation_row(generation: dict, best: dict | None) -> dict:
 
 def finish(spec, out_dir: str, history: list, evaluate) -> dict:
     """Re-score the best on the heldout split, merge it into OUT/best, write OUT/cmaes_summary.json."""
-    from foundry.merge import merge
     best = _best(history)
     if best is None:
         raise UserError(f"{out_dir}: no candidate was scored")
     if "heldout" not in best:
-        result = evaluate([best["recipe"]], spec.fitness, "heldout")[0]
-        if result["fitness"] is None:
-            raise UserError(f"the best merge failed on the heldout split: {result['reason']}")
-        best["heldout"], best["heldout_scores"] = result["fitness"], result["scores"]
+        result = evaluate([best["recipe"]], spec.fitness, "heldout")[0]     # fitness None: failed, with reason
+        best.update(heldout=result["fitness"], heldout_scores=result["scores"], heldout_reason=result["reason"])
         save_state(out_dir, spec, history, best)
     export = os.path.join(out_dir, "best")
-    if not os.path.isdir(export):
-        merge(best["recipe"], export)
+    export_best(best["recipe"], export)
     summary = {"mode": "merge", "method": spec.genome.method, "dimension": spec.genome.dimension,
                "generations": len(history), "population": len(history[0]["candidates"]) if history else 0,
                "candidates": sum(len(g["candidates"]) for g in history), "best": best, "export": export,
                "curve": [generation_row(g, None) for g in history]}
     atomic_write_text(os.path.join(out_dir, "cmaes_summary.json"), json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def export_best(recipe: dict, folder: str) -> None:
+    """The best merge as a normal Foundry checkpoint (foundry.merge: merge.yaml and merge.json lineage)."""
+    from foundry.merge import merge
+    if not os.path.isdir(folder):
+        merge(recipe, folder)
 
 
 def _pool_evaluator(pool, out_dir: str):

@@ -18,7 +18,8 @@ Splits, disjoint by construction:
 - val_bpb: the data source's validation split (foundry.data, the trainer's own split) cut at its
   middle token; "search" scores the first half, "heldout" the second (each from its start, the
   first `batches * train.batch_size` windows; fewer when the half is shorter). Bits per byte use
-  the validation split's bytes per token (exact for byte tokenizers).
+  the validation split's bytes per token (exact for byte tokenizers). Both plugins compute in
+  `dtype` (default fp32, so models and machines are scored alike; bf16 or auto as in train.dtype).
 - task: a `foundry eval` task (foundry.benchmarks); "search" is its first `items` items, "heldout"
   the next `items` (task item order is the same whatever the limit). The score is the micro
   average of the items' correctness (`passed` for humaneval, correct/queries for mqar).
@@ -74,8 +75,21 @@ def _device(model):
     return next(model.parameters()).device
 
 
+DTYPES = ("fp32", "bf16", "auto")
+
+
+def _check_dtype(spec: dict, where: str) -> None:
+    if spec.get("dtype", "fp32") not in DTYPES:
+        _fail(f"{where}.dtype", f"{spec['dtype']!r} is not one of {', '.join(DTYPES)}")
+
+
+def _scoring_cfg(cfg, spec: dict):
+    """cfg with the spec's compute dtype (default fp32: every model and machine scored alike)."""
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, dtype=spec.get("dtype", "fp32")))
+
+
 # ---------------------------------------------------------------- val_bpb
-VAL_BPB_KEYS = ("source", "batches", "weight", "label")
+VAL_BPB_KEYS = ("source", "batches", "dtype", "weight", "label")
 
 
 def check_val_bpb(spec: dict, where: str) -> None:
@@ -84,6 +98,7 @@ def check_val_bpb(spec: dict, where: str) -> None:
     if source is not None and (not isinstance(source, str) or not source.strip()):
         _fail(f"{where}.source", f"expected a data source (builtin, a text file, a folder), got {source!r}")
     _positive_int(spec, "batches", where)
+    _check_dtype(spec, where)
 
 
 _VALIDATION: dict = {}      # data config as JSON -> (validation tokens, bytes per token), per process
@@ -109,7 +124,7 @@ def val_bpb(model, cfg, spec: dict, split: str) -> dict:
     """-val_bpb of the model on one half of `source`'s validation split (default: its own data)."""
     from foundry.evaluation import val_metrics
     source = spec.get("source") or cfg.data.source
-    if source != cfg.data.source and cfg.data.tokenizer not in ("byte", "hf"):
+    if os.path.expandvars(source) != os.path.expandvars(cfg.data.source) and cfg.data.tokenizer not in ("byte", "hf"):
         raise UserError(f"fitness val_bpb: source {source!r}: a {cfg.data.tokenizer} vocabulary is built from its "
                         f"own corpus ({cfg.data.source}); score such a model on that source, or use a byte/hf tokenizer")
     data = dataclasses.replace(cfg.data, source=os.path.expandvars(source))
@@ -118,12 +133,13 @@ def val_bpb(model, cfg, spec: dict, split: str) -> dict:
     if (len(half) - 1) // cfg.model.block_size < 1:
         raise UserError(f"fitness val_bpb: {source}: the {split} half of the validation split has {len(half)} tokens, "
                         f"fewer than one window of model.block_size={cfg.model.block_size}")
-    metrics = val_metrics(model, half, cfg, bytes_per_token, _device(model), spec.get("batches") or cfg.eval.batches)
+    batches = spec.get("batches") or cfg.eval.batches
+    metrics = val_metrics(model, half, _scoring_cfg(cfg, spec), bytes_per_token, _device(model), batches)
     return {"fitness": -metrics["val_bpb"], "val_bpb": metrics["val_bpb"], "val_loss": metrics["val_loss"]}
 
 
 # ---------------------------------------------------------------- task
-TASK_KEYS = ("task", "items", "data", "paths", "shots", "seed", "weight", "label")
+TASK_KEYS = ("task", "items", "data", "paths", "shots", "seed", "dtype", "weight", "label")
 DEFAULT_ITEMS = 100
 # task -> (item key counted as successes, item key counted as trials or None for 1 per item)
 ITEM_SCORES = {"humaneval": ("passed", None), "mqar": ("correct", "queries")}
@@ -140,6 +156,7 @@ def check_task(spec: dict, where: str) -> None:
     if task in NOT_ITEMIZED:
         _fail(f"{where}.task", f"{task}: {NOT_ITEMIZED[task]}")
     _positive_int(spec, "items", where)
+    _check_dtype(spec, where)
     if spec.get("paths") is not None and not isinstance(spec["paths"], dict):
         _fail(f"{where}.paths", f"expected a mapping of task -> file, got {spec['paths']!r}")
     for key in ("shots", "seed"):
@@ -165,7 +182,7 @@ def task(model, cfg, spec: dict, split: str) -> dict:
     name, items = spec["task"], spec.get("items") or DEFAULT_ITEMS
     opts = EvalOptions(data_dir=spec.get("data"), paths=dict(spec.get("paths") or {}), shots=spec.get("shots"),
                        limit=items if split == "search" else 2 * items, seed=spec.get("seed", EvalOptions.seed))
-    lm = FoundryLM(model, tokenizer_of(model, cfg), cfg, device=str(_device(model)))
+    lm = FoundryLM(model, tokenizer_of(model, cfg), _scoring_cfg(cfg, spec), device=str(_device(model)))
     result = run_tasks(lm, [name], opts)[name]
     chosen = result["items"][:items] if split == "search" else result["items"][items:2 * items]
     if not chosen:
