@@ -8,11 +8,13 @@ each candidate merged in memory and scored by a fitness plugin; resumable after 
 
 The search runs in the unit cube [0, 1]^d (genome.py maps it to each knob's bounds), from the
 genome's initial point with step size `sigma`. Each generation: ask the population, make each
-candidate a mergekit-format recipe, score them on the fitness "search" split (through the worker
-pool when one is given, else in this process), tell CMA-ES the results (it minimizes -fitness;
-a failed candidate gets a value worse than every scored one of its generation), then write
-OUT/cmaes.json atomically. At the end the best candidate by search fitness is re-scored on the
-"heldout" split and merged into OUT/best (a normal Foundry checkpoint with merge.yaml/merge.json).
+candidate an Individual with that mergekit-format recipe, score them on the fitness "search"
+split with evolve.score_generation (one `python -m foundry.genetics.worker` trial per candidate on
+the worker pool, merged in memory there; in this process when pool is None), tell CMA-ES the
+results (it minimizes -fitness; a failed candidate gets a value worse than every scored one of its
+generation), then write OUT/cmaes.json atomically. At the end the best candidate by search fitness
+is re-scored on the "heldout" split and merged into OUT/best (a normal Foundry checkpoint with
+merge.yaml, merge.json and lineage.json); OUT/genetics_summary.json is the summary.
 
 Crash safety, without pickle: OUT/cmaes.json holds the merge section and every finished
 generation's candidates (x, fitness, scores). On a rerun a fresh CMA with the same seed replays
@@ -94,53 +96,53 @@ def save_state(out_dir: str, spec, history: list, best: dict | None) -> None:
     atomic_write_text(os.path.join(out_dir, STATE_FILE), json.dumps(state, indent=1) + "\n")
 
 
-def score_in_process(recipes: list[dict], fitness_spec: dict, split: str) -> list[dict]:
-    """Each recipe merged in memory and scored here; a failure is recorded, not raised."""
-    from foundry.genetics import fitness
-    from foundry.genetics.genome import build_model
-    results = []
-    for recipe in recipes:
-        try:
-            model, _, cfg = build_model(recipe)
-            scores = fitness.score(model, cfg, fitness_spec, split)
-            results.append({"status": "scored", "fitness": scores["fitness"], "scores": scores, "reason": ""})
-        except Exception as e:       # a plugin that raises fails this candidate; the search goes on
-            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
-            results.append({"status": "failed", "fitness": None, "scores": {}, "reason": reason})
-    return results
-
-
 def _best(history: list) -> dict | None:
     scored = [c for g in history for c in g["candidates"] if c["fitness"] is not None]
     return max(scored, key=lambda c: c["fitness"], default=None)
 
 
 def run_cmaes(spec, out_dir, pool=None, progress=None, evaluate=None) -> dict:
-    """Search spec (genome.MergeSpec) into out_dir; resumes from OUT/cmaes.json. Returns the summary.
+    """Search spec (genome.MergeSpec) into out_dir, resuming OUT/cmaes.json; returns the summary.
 
-    evaluate(recipes, fitness_spec, split) -> [{"status", "fitness", "scores", "reason"}] scores a
-    generation (default: through `pool` when given, else score_in_process); progress(row: dict) is
-    called after each generation."""
-    out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+    pool: the worker pool (evolve.open_genetics_pool; None scores in this process). evaluate(
+    individuals, fitness_spec, split) fills each Individual's status/fitness/scores/reason in place
+    (default: evolve.score_generation on the pool). progress(row) gets each generation's row (the
+    saved ones again on a resume), e.g. store.Reporter: the live table and TensorBoard."""
+    from foundry.genetics.store import Store
+    store = Store(out_dir)
+    os.makedirs(store.dir, exist_ok=True)
     genome = spec.genome
-    evaluate = evaluate or _pool_evaluator(pool, out_dir)
-    history = load_state(out_dir, spec)
+    evaluate = evaluate or _pool_evaluator(pool, store.jobs)
+    history = load_state(store.dir, spec)
     sampler = make_sampler(spec, genome.dimension)
     replay(sampler, history[:spec.generations])
+    for saved in history:
+        _report(progress, saved, history[:saved["generation"] + 1])
     for generation in range(len(history), spec.generations):
         asked = [sampler.ask() for _ in range(sampler.population_size)]
-        recipes = [genome.recipe(x) for x in asked]
-        results = evaluate(recipes, spec.fitness, "search")
-        fitnesses = [r["fitness"] for r in results]
+        individuals = [_individual(f"g{generation:04d}-{i:03d}", generation, genome.recipe(x))
+                       for i, x in enumerate(asked)]
+        evaluate(individuals, spec.fitness, "search")
+        fitnesses = [ind.fitness if ind.status == "scored" else None for ind in individuals]
         sampler.tell(list(zip(asked, tell_values(fitnesses))))
-        candidates = [{"id": f"g{generation:04d}-{i:03d}", "x": x.tolist(), "recipe": recipe, **result}
-                      for i, (x, recipe, result) in enumerate(zip(asked, recipes, results))]
-        history.append({"generation": generation, "sigma": float(sampler._sigma), "candidates": candidates})
-        save_state(out_dir, spec, history, _best(history))
-        if progress:
-            progress(generation_row(history[-1], _best(history)))
-    return finish(spec, out_dir, history, evaluate)
+        candidates = [{"id": ind.id, "generation": generation, "x": x.tolist(), "recipe": ind.merge_recipe, "status": ind.status,
+                       "fitness": fitness, "scores": ind.scores, "reason": ind.reason}
+                      for x, ind, fitness in zip(asked, individuals, fitnesses)]
+        history.append({"generation": generation, "sigma": float(sampler._sigma),   # cmaes keeps sigma private
+                        "candidates": candidates})
+        save_state(store.dir, spec, history, _best(history))
+        _report(progress, history[-1], history)
+    return finish(spec, store, history, evaluate)
+
+
+def _individual(ident: str, generation: int, recipe: dict):
+    from foundry.genetics.individual import Individual
+    return Individual(ident, generation, parents=[], operator="cmaes", merge_recipe=recipe)
+
+
+def _report(progress, generation: dict, history: list) -> None:
+    if progress:
+        progress(generation_row(generation, _best(history)))
 
 
 def generation_row(generation: dict, best: dict | None) -> dict:
@@ -152,33 +154,49 @@ def generation_row(generation: dict, best: dict | None) -> dict:
             "failed": len(generation["candidates"]) - len(scored)}
 
 
-def finish(spec, out_dir: str, history: list, evaluate) -> dict:
-    """Re-score the best on the heldout split, merge it into OUT/best, write OUT/cmaes_summary.json."""
+def finish(spec, store, history: list, evaluate) -> dict:
+    """Re-score the best on the heldout split, export it to OUT/best, write OUT/genetics_summary.json."""
     best = _best(history)
     if best is None:
-        raise UserError(f"{out_dir}: no candidate was scored")
+        raise UserError(f"{store.dir}: no candidate was scored")
     if "heldout" not in best:
-        result = evaluate([best["recipe"]], spec.fitness, "heldout")[0]     # fitness None: failed, with reason
-        best.update(heldout=result["fitness"], heldout_scores=result["scores"], heldout_reason=result["reason"])
-        save_state(out_dir, spec, history, best)
-    export = os.path.join(out_dir, "best")
-    export_best(best["recipe"], export)
-    summary = {"mode": "merge", "method": spec.genome.method, "dimension": spec.genome.dimension,
-               "generations": len(history), "population": len(history[0]["candidates"]) if history else 0,
-               "candidates": sum(len(g["candidates"]) for g in history), "best": best, "export": export,
-               "curve": [generation_row(g, None) for g in history]}
-    atomic_write_text(os.path.join(out_dir, "cmaes_summary.json"), json.dumps(summary, indent=1) + "\n")
+        ind = _individual(best["id"], best["generation"], best["recipe"])
+        evaluate([ind], spec.fitness, "heldout")                 # a failure is recorded, with its reason
+        best.update(heldout=ind.fitness if ind.status == "scored" else None, heldout_scores=ind.scores,
+                    heldout_reason=ind.reason)
+        save_state(store.dir, spec, history, best)
+    export_best(best, store.best, spec)
+    store.clear_jobs()
+    summary = {"mode": "merge", "out": store.dir, "method": spec.genome.method, "dimension": spec.genome.dimension,
+               "generations": len(history), "population": len(history[0]["candidates"]),
+               "scored": sum(c["fitness"] is not None for g in history for c in g["candidates"]),
+               "failed": sum(c["fitness"] is None for g in history for c in g["candidates"]),
+               "best": best, "export": store.best, "curve": [generation_row(g, None) for g in history]}
+    store.write_summary(summary)
     return summary
 
 
-def export_best(recipe: dict, folder: str) -> None:
-    """The best merge as a normal Foundry checkpoint (foundry.merge: merge.yaml and merge.json lineage)."""
+def export_best(best: dict, folder: str, spec) -> None:
+    """The best merge as a normal Foundry checkpoint (foundry.merge's output: checkpoint/, merge.yaml,
+    merge.json with the inputs' sha256) plus lineage.json (the candidate, its scores, the search)."""
+    import shutil
+
+    from foundry.io import write_json
     from foundry.merge import merge
-    if not os.path.isdir(folder):
-        merge(recipe, folder)
+    if os.path.isdir(folder):
+        return
+    tmp = folder + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    merge(best["recipe"], tmp)
+    write_json(os.path.join(tmp, "lineage.json"), {"best": best["id"], "fitness": best["fitness"],
+                                                   "heldout": best.get("heldout"), "operator": "cmaes",
+                                                   "x": best["x"], "merge": spec.data})
+    os.replace(tmp, folder)
 
 
-def _pool_evaluator(pool, out_dir: str):
-    if pool is None:
-        return score_in_process
-    raise UserError("cmaes: scoring on a worker pool is not available yet")
+def _pool_evaluator(pool, jobs_dir: str):
+    from foundry.genetics.evolve import score_generation
+
+    def evaluate(individuals, fitness_spec, split):
+        score_generation(pool, individuals, jobs_dir, fitness_spec, split)
+    return evaluate

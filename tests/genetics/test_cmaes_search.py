@@ -9,11 +9,12 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import foundry
 from foundry.errors import UserError
 from foundry.genetics import cmaes_search, fitness
-from foundry.genetics.cmaes_search import STATE_FILE, make_sampler, replay, run_cmaes, score_in_process, tell_values
+from foundry.genetics.cmaes_search import STATE_FILE, make_sampler, replay, run_cmaes, tell_values
 from foundry.genetics.genome import build_model, parse
 from tests.genetics.merge_fixtures import tiny_runs
 
@@ -35,21 +36,25 @@ def weights(recipe) -> list[float]:
     return [w for m in recipe["models"] for w in m["parameters"]["weight"]]
 
 
-def distance_fitness(recipes, fitness_spec, split, sleep=0.0):
+def distance(recipe) -> float:
     """The constructed problem: -squared distance of the recipe's weights from TARGET."""
+    return -float(np.sum((np.array(weights(recipe)) - TARGET) ** 2))
+
+
+def distance_fitness(individuals, fitness_spec, split, sleep=0.0):
     time.sleep(sleep)
-    return [{"status": "scored", "fitness": -float(np.sum((np.array(weights(r)) - TARGET) ** 2)),
-             "scores": {}, "reason": ""} for r in recipes]
+    for ind in individuals:
+        ind.status, ind.fitness = "scored", distance(ind.merge_recipe)
 
 
 def child(out_dir: str, section_json: str, marker: str) -> None:
     """Run in a subprocess: the search with a slow evaluator that marks generations it started."""
     spec = parse(json.loads(section_json))
 
-    def evaluate(recipes, fitness_spec, split):
+    def evaluate(individuals, fitness_spec, split):
         with open(marker, "a") as f:
             f.write("g\n")
-        return distance_fitness(recipes, fitness_spec, split, sleep=0.4)
+        distance_fitness(individuals, fitness_spec, split, sleep=0.4)
     run_cmaes(spec, out_dir, evaluate=evaluate)
 
 
@@ -59,16 +64,16 @@ def history(out_dir) -> list:
 
 
 def no_export(monkeypatch):
-    monkeypatch.setattr(cmaes_search, "export_best", lambda recipe, folder: None)
+    monkeypatch.setattr(cmaes_search, "export_best", lambda best, folder, spec: None)
 
 
 def test_improves_on_a_constructed_problem(runs, tmp_path, monkeypatch):
     no_export(monkeypatch)
     spec = parse(section(runs, generations=25))
-    start = distance_fitness([spec.genome.recipe(spec.genome.initial())], None, "search")[0]["fitness"]
+    start = distance(spec.genome.recipe(spec.genome.initial()))
     rows = []
     summary = run_cmaes(spec, tmp_path / "out", progress=rows.append, evaluate=distance_fitness)
-    assert [r["generation"] for r in rows] == list(range(25)) and summary["candidates"] == 150
+    assert [r["generation"] for r in rows] == list(range(25)) and summary["scored"] == 150
     best = summary["best"]
     assert start < -0.5 and best["fitness"] > -0.02      # 25 times closer to the optimum
     assert best["heldout"] == best["fitness"]                             # this evaluator ignores the split
@@ -82,10 +87,9 @@ def test_replay_restores_the_sampler_exactly(runs):
     saved = []
     for generation in range(3):
         xs = [straight.ask() for _ in range(straight.population_size)]
-        values = distance_fitness([spec.genome.recipe(x) for x in xs], None, "search")
-        saved.append({"generation": generation, "candidates": [{"x": x.tolist(), "fitness": v["fitness"]}
-                                                               for x, v in zip(xs, values)]})
-        straight.tell(list(zip(xs, tell_values([v["fitness"] for v in values]))))
+        values = [distance(spec.genome.recipe(x)) for x in xs]
+        saved.append({"generation": generation, "candidates": [{"x": x.tolist(), "fitness": v} for x, v in zip(xs, values)]})
+        straight.tell(list(zip(xs, tell_values(values))))
     fresh = make_sampler(spec, spec.genome.dimension)
     replay(fresh, json.loads(json.dumps(saved)))
     assert np.array_equal(fresh.mean, straight.mean) and fresh._sigma == straight._sigma
@@ -115,8 +119,9 @@ def test_kill_9_then_rerun_gives_the_same_generations(runs, tmp_path, monkeypatc
 def test_resume_refuses_another_section_and_a_damaged_state(runs, tmp_path, monkeypatch):
     no_export(monkeypatch)
     run_cmaes(parse(section(runs, generations=1)), tmp_path, evaluate=distance_fitness)
-    more = run_cmaes(parse(section(runs, generations=2)), tmp_path, evaluate=distance_fitness)   # extending is fine
-    assert more["generations"] == 2
+    rows = []
+    more = run_cmaes(parse(section(runs, generations=2)), tmp_path, progress=rows.append, evaluate=distance_fitness)
+    assert more["generations"] == 2 and [r["generation"] for r in rows] == [0, 1]    # extending is fine
     with pytest.raises(UserError, match="was searched with another merge section"):
         run_cmaes(parse(section(runs, seed=6)), tmp_path, evaluate=distance_fitness)
     (tmp_path / STATE_FILE).write_text("{not json")
@@ -127,11 +132,10 @@ def test_resume_refuses_another_section_and_a_damaged_state(runs, tmp_path, monk
 def test_failed_candidates_are_recorded_and_the_search_goes_on(runs, tmp_path, monkeypatch):
     no_export(monkeypatch)
 
-    def flaky(recipes, fitness_spec, split):
-        results = distance_fitness(recipes, fitness_spec, split)
-        for i in range(0, len(results) if split == "search" else 0, 2):
-            results[i] = {"status": "failed", "fitness": None, "scores": {}, "reason": "RuntimeError: boom"}
-        return results
+    def flaky(individuals, fitness_spec, split):
+        distance_fitness(individuals, fitness_spec, split)
+        for ind in individuals[::2] if split == "search" else []:
+            ind.status, ind.fitness, ind.reason = "failed", None, "RuntimeError: boom"
     summary = run_cmaes(parse(section(runs, generations=3)), tmp_path, evaluate=flaky)
     assert summary["curve"][0]["failed"] == 3 and summary["best"]["status"] == "scored"
     assert tell_values([-1.0, None, -3.0]) == [1.0, 4.0, 3.0]
@@ -139,19 +143,21 @@ def test_failed_candidates_are_recorded_and_the_search_goes_on(runs, tmp_path, m
         tell_values([None, None])
 
 
-def test_a_raising_plugin_fails_its_candidate_only(runs, monkeypatch):
+def test_a_raising_plugin_fails_its_candidate_only(runs, tmp_path, monkeypatch):
     calls = []
 
-    def raising(model, cfg, spec, split):
-        calls.append(1)
-        if len(calls) == 1:
+    def raising(model, cfg, spec, split):          # scored in this process (pool None): every other call fails
+        calls.append(split)
+        if len(calls) % 2:
             raise RuntimeError("plugin broke\nsecond line")
-        return {"fitness": 1.0}
+        return {"fitness": float(len(calls))}
     monkeypatch.setitem(fitness.FITNESS, "raising", fitness.Plugin(raising, lambda s, w: None, "test"))
-    recipe = parse(section(runs)).genome.recipe([0.5] * 6)
-    first, second = score_in_process([recipe, recipe], {"name": "raising"}, "search")
-    assert first == {"status": "failed", "fitness": None, "scores": {}, "reason": "RuntimeError: plugin broke"}
-    assert second["status"] == "scored" and second["fitness"] == 1.0
+    spec = parse(section(runs, generations=1, population=4, fitness={"name": "raising"}))
+    summary = run_cmaes(spec, tmp_path)
+    candidates = history(tmp_path)[0]["candidates"]
+    assert [c["status"] for c in candidates] == ["failed", "scored"] * 2
+    assert candidates[0]["reason"] == "RuntimeError: plugin broke" and candidates[0]["fitness"] is None
+    assert summary["best"]["id"] == "g0000-003" and summary["failed"] == 2 and calls[-1] == "heldout"
 
 
 def test_a_real_merge_search_end_to_end(runs, tmp_path, shared_data):
@@ -163,6 +169,23 @@ def test_a_real_merge_search_end_to_end(runs, tmp_path, shared_data):
     model, _, cfg = build_model(best["recipe"])
     assert best["fitness"] == fitness.score(model, cfg, spec.fitness, "search")["fitness"]
     assert best["heldout"] == fitness.score(model, cfg, spec.fitness, "heldout")["fitness"]
-    exported, _, _ = foundry.load(summary["export"])          # a normal checkpoint
-    assert exported.state_dict().keys() == model.state_dict().keys()
+    exported, _, _ = foundry.load(summary["export"])          # a normal checkpoint, with its lineage
+    assert all(torch.equal(a, b) for a, b in zip(exported.state_dict().values(), model.state_dict().values()))
+    lineage = json.loads((tmp_path / "evo" / "best" / "lineage.json").read_text())
+    assert lineage["best"] == best["id"] and lineage["heldout"] == best["heldout"]
+    assert os.path.isfile(tmp_path / "evo" / "best" / "merge.json") and not os.path.exists(tmp_path / "evo" / "jobs")
     assert max(c["fitness"] for g in history(tmp_path / "evo") for c in g["candidates"]) == best["fitness"]
+
+
+def test_the_worker_pool_scores_as_this_process_does(runs, tmp_path, shared_data):
+    from foundry.genetics.evolve import open_genetics_pool
+    data = section(runs, population=4, generations=1, parameters={"weight": {"layers": 1}},
+                   fitness={"name": "val_bpb", "source": "$FOUNDRY_DATA/tinyshakespeare.txt", "batches": 1})
+    here = run_cmaes(parse(data), tmp_path / "here")
+    pool = open_genetics_pool("local", 2, str(tmp_path / "pooled"), 300)
+    try:
+        pooled = run_cmaes(parse(data), tmp_path / "pooled", pool=pool)
+    finally:
+        pool.close()
+    assert history(tmp_path / "pooled") == history(tmp_path / "here")
+    assert pooled["best"]["heldout"] == here["best"]["heldout"]
