@@ -184,21 +184,22 @@ def run_genetics(recipe, out_dir, backend: str = "local", workers="auto", pool=N
     log = log or (lambda message: print(message, file=sys.stderr))
     store = Store(out_dir)
     state = store.load(recipe.identity())
+    if state is None:   # every source checked before anything is written
+        sources = init_sources(recipe.init, f"{recipe.where}: init", recipe.population, log)
+    else:
+        log(f"genetics: resuming {store.dir} at generation {state['generation']}")
     owned = pool is None
-    reporter = progress or Reporter(store.tb, history=state["history"] if state else [])
     if owned:
         pool = open_genetics_pool(backend, workers, store.dir, timeout_s, address)
+    reporter = progress or Reporter(store.tb, history=state["history"] if state else [])
     try:
         if state is None:
-            sources = init_sources(recipe.init, f"{recipe.where}: init", recipe.population, log)
             people = initial_population(sources, recipe.population, recipe.init["noise"], recipe.seed,
                                         store.weights_path)
             state = {"recipe": recipe.identity(), "base": sources[0], "generation": 0,
                      "population": [p.to_dict() for p in people], "sigma": initial_sigma(recipe), "history": [],
                      "archive": {}, "best": None}
             store.save(state)
-        else:
-            log(f"genetics: resuming {store.dir} at generation {state['generation']}")
         store.prune(_kept(state))
         while True:
             population = _generation(state, store, recipe, pool, reporter)
@@ -235,8 +236,7 @@ def _generation(state: dict, store: Store, recipe, pool, reporter) -> list:
     if len(state["history"]) > generation:
         return population
     for ind in population:
-        state["archive"].setdefault(ind.id, ind.record())
-        state["archive"][ind.id].update(ind.record())
+        state["archive"][ind.id] = ind.record()
     best = max([ind for ind in population if ind.status == "scored"], key=lambda i: i.fitness, default=None)
     if best and (state["best"] is None or best.fitness > state["best"]["fitness"]):
         state["best"] = best.to_dict()
