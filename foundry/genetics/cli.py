@@ -51,7 +51,9 @@ def genetics_main(argv) -> int:
     parser.add_argument("--out", help="run folder (created; an existing one is resumed)")
     parser.add_argument("--workers", default="auto", help="scoring workers: auto (one per GPU, else CPU workers), "
                                                           "N, or 0 (in this process)")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds one candidate's scoring may take")
+    parser.add_argument("--per-trial", type=int, help="candidates one scoring trial takes (default: a generation's "
+                                                      "unscored candidates shared out, one trial per worker)")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds one scoring trial may take")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.add_argument("--operators", action="store_true", help="list operators, selections and fitness plugins")
     add_backend_arguments(parser)
@@ -66,14 +68,14 @@ def genetics_main(argv) -> int:
     from foundry.genetics.recipe import GARecipe, load
     from foundry.genetics.store import Reporter, Store
     from foundry.io import check_writable_dir
-    check_flags(args, {"timeout": "(0, 1e7]"})
+    check_flags(args, {"timeout": "(0, 1e7]", "per_trial": "[1, 1e6]"})
     workers = parse_workers(args.workers)
     check_writable_dir(args.out)
     recipe = load(args.recipe)
     backend = args.backend or "local"
     if isinstance(recipe, GARecipe):
         summary = run_genetics(recipe, args.out, backend=backend, workers=workers, address=args.address,
-                               timeout_s=args.timeout)
+                               timeout_s=args.timeout, per_trial=args.per_trial)
     else:
         from foundry.genetics.cmaes_search import run_cmaes
         store = Store(args.out)

@@ -5,9 +5,10 @@
     score_generation(pool, individuals, jobs_dir, fitness_spec, "search", base)   # also CMA-ES's path
     children = breed(population, recipe, generation, sigma, path_of)              # a pure function
 
-Each generation: every unscored individual is one trial on the pool (`python -m
-foundry.genetics.worker JOB.json --out DIR`, a local process or a Ray task, foundry.runner.backends)
-or, with workers=0, scored in this process; the state is saved after each result. Then the curve
+Each generation: the unscored individuals are scored on the pool, a share of them per trial (`python
+-m foundry.genetics.worker JOB.json --out DIR`, a local process or a Ray task through
+foundry.runner.backends; one share per worker by default, `per_trial` to set it), or with
+workers=0 in this process; the state is saved after each result. Then the curve
 row (best, mean, diversity, sigma, failed) goes to the live table and TensorBoard, the 1/5 rule
 adapts sigma, and the next generation is bred: the `elite` best unchanged (not re-scored), the
 rest each from parents chosen by the selection, by one crossover (with its rate; else a copy of
@@ -48,19 +49,26 @@ def apply_result(individual: Individual, result: dict) -> Individual:
     return individual
 
 
-def _trial_result(result) -> dict:
-    """A pool TrialResult as score_individual's dict."""
+def _trial_results(result, ids: list) -> dict:
+    """{id: score_individual's dict} from a pool TrialResult; a trial that died fails all its individuals."""
     summary = result.summary or {}
-    if result.status == "done" and summary.get("status") == "done":
-        return {"status": "scored", "fitness": summary["fitness"], "scores": summary["scores"], "reason": "",
-                "seconds": summary.get("seconds", {})}
-    return {"status": "failed", "fitness": None, "scores": {}, "reason": summary.get("error") or result.reason}
+    found = summary.get("results") or {}
+    reason = summary.get("error") or result.reason or "no result"
+    return {ident: found.get(ident) or {"status": "failed", "fitness": None, "scores": {}, "reason": reason}
+            for ident in ids}
+
+
+def shares(individuals: list, workers: int, per_trial: int | None) -> list:
+    """Consecutive shares of the individuals, one trial each: per_trial of them, else one share a worker."""
+    size = per_trial or max(1, -(-len(individuals) // max(1, workers)))
+    return [individuals[i:i + size] for i in range(0, len(individuals), size)]
 
 
 def score_generation(pool, individuals: list, jobs_dir: str, fitness_spec: dict, split: str, base: str | None = None,
-                     on_result=None, poll_s: float = 0.1) -> list:
-    """Score every individual with status "new" (in place): one pool trial each, or in this process
-    when pool is None. on_result(individual, seconds) after each; a failure marks that one failed."""
+                     on_result=None, per_trial: int | None = None, poll_s: float = 0.1) -> list:
+    """Score every individual with status "new" (in place) on the pool, in shares of per_trial
+    individuals a trial (default: one share per worker), or in this process when pool is None.
+    on_result(individual, result) after each; a failure marks that individual failed."""
     from foundry.genetics.worker import score_individual
     todo = [ind for ind in individuals if ind.status == "new"]
     if pool is None:
@@ -72,26 +80,28 @@ def score_generation(pool, individuals: list, jobs_dir: str, fitness_spec: dict,
         return individuals
     from foundry.runner.pool import TrialSpec
     waiting = {}
-    for ind in todo:
-        folder = os.path.join(jobs_dir, f"{ind.id}-{split}")
+    for share in shares(todo, len(pool.workers), per_trial):
+        trial_id = f"{share[0].id}-{split}-{len(share)}"
+        folder = os.path.join(jobs_dir, trial_id)
         os.makedirs(folder, exist_ok=True)
         job = os.path.join(folder, "job.json")
-        write_json(job, {"individual": ind.to_dict(), "base": base, "fitness": fitness_spec, "split": split})
-        spec = TrialSpec(f"{ind.id}-{split}", job, folder)
-        pool.submit(spec)
-        waiting[spec.trial_id] = ind
+        write_json(job, {"individuals": [ind.to_dict() for ind in share], "base": base, "fitness": fitness_spec,
+                         "split": split})
+        pool.submit(TrialSpec(trial_id, job, folder))
+        waiting[trial_id] = share
     while waiting:
         for event in pool.poll():
             if event.result is None or event.spec.trial_id not in waiting:
                 continue
-            ind = waiting.pop(event.spec.trial_id)
-            result = _trial_result(event.result)
-            result["wall_s"], result["worker"] = event.result.wall_s, event.result.worker
-            apply_result(ind, result)
-            if ind.status == "scored":
+            share = waiting.pop(event.spec.trial_id)
+            results = _trial_results(event.result, [ind.id for ind in share])
+            for ind in share:
+                result = {**results[ind.id], "wall_s": event.result.wall_s, "worker": event.result.worker}
+                apply_result(ind, result)
+                if on_result:
+                    on_result(ind, result)
+            if all(ind.status == "scored" for ind in share):
                 shutil.rmtree(event.spec.out_dir, ignore_errors=True)   # failed ones keep their log
-            if on_result:
-                on_result(ind, result)
         if waiting:
             time.sleep(poll_s)
     return individuals
@@ -179,7 +189,7 @@ def open_genetics_pool(backend: str, workers, out_dir: str, timeout_s: float | N
 
 
 def run_genetics(recipe, out_dir, backend: str = "local", workers="auto", pool=None, address: str | None = None,
-                 timeout_s: float | None = 3600, progress=None, log=None) -> dict:
+                 timeout_s: float | None = 3600, per_trial: int | None = None, progress=None, log=None) -> dict:
     """Evolve `recipe` (recipe.GARecipe) into out_dir, resuming its saved state; the summary dict."""
     log = log or (lambda message: print(message, file=sys.stderr))
     store = Store(out_dir)
@@ -202,7 +212,7 @@ def run_genetics(recipe, out_dir, backend: str = "local", workers="auto", pool=N
             store.save(state)
         store.prune(_kept(state))
         while True:
-            population = _generation(state, store, recipe, pool, reporter)
+            population = _generation(state, store, recipe, pool, reporter, per_trial)
             generation = state["generation"]
             if generation + 1 >= recipe.generations:
                 break
@@ -222,7 +232,7 @@ def _kept(state: dict) -> list:
     return [p["weights"] for p in state["population"]] + ([state["best"]["weights"]] if state["best"] else [])
 
 
-def _generation(state: dict, store: Store, recipe, pool, reporter) -> list:
+def _generation(state: dict, store: Store, recipe, pool, reporter, per_trial: int | None) -> list:
     """Score generation state["generation"], then record its row (once) and adapt sigma."""
     population = [Individual.from_dict(d) for d in state["population"]]
     generation = state["generation"]
@@ -232,7 +242,8 @@ def _generation(state: dict, store: Store, recipe, pool, reporter) -> list:
         store.save(state)
         reporter.status(generation, population)
 
-    score_generation(pool, population, store.jobs, recipe.fitness, "search", state["base"], on_result=saved)
+    score_generation(pool, population, store.jobs, recipe.fitness, "search", state["base"], on_result=saved,
+                     per_trial=per_trial)
     if len(state["history"]) > generation:
         return population
     for ind in population:

@@ -3,14 +3,17 @@
     python -m foundry.genetics.worker JOB.json --out DIR      # writes DIR/summary.json
     result = score_individual(individual, base, fitness_spec, "search")   # the same, in process
 
-JOB.json (written by evolve.score_generation): {"individual": Individual as a dict, "base": the
-checkpoint folder whose config.yaml and tokenizer.json go with a weights file (None for a
+JOB.json (written by evolve.score_generation): {"individuals": [Individual as a dict, ...], "base":
+the checkpoint folder whose config.yaml and tokenizer.json go with a weights file (None for a
 merge_recipe), "fitness": the fitness spec, "split": "search" | "heldout", "device": "auto"}.
-The weights file is loaded into the base config's model (foundry.weights.checkpoint.MODEL_KINDS),
-or the merge recipe is merged in memory (genome.build_model); then fitness.score runs.
-DIR/summary.json (atomic): {"status": "done", "fitness", "scores", "seconds": {load, score}} and
-exit 0; a plugin (or a load) that raises writes {"status": "failed", "error": one line} and exits
-1, which marks this individual failed while the run goes on.
+A trial scores a share of the generation, so the seconds that starting Python and importing torch
+take are paid once per share, not once per candidate. Each weights file is loaded into the base
+config's model (foundry.weights.checkpoint.MODEL_KINDS), or the merge recipe is merged in memory
+(genome.build_model); then fitness.score runs. DIR/summary.json (atomic): {"status", "results":
+{id: {"status": "scored" | "failed", "fitness", "scores", "reason", "seconds": {load, score}}}}
+(with one individual its result also at the top level). A plugin or a load that raises fails that
+individual with a one-line reason and the others go on; when every one failed, the status is
+"failed" with the first reason as "error" and the exit code is 1.
 """
 from __future__ import annotations
 
@@ -67,6 +70,18 @@ def score_individual(individual, base: str | None, fitness_spec: dict, split: st
             "seconds": {"load": loaded - started, "score": done - loaded, "total": done - started}}
 
 
+def write_summary(out: str, job: dict, results: dict, status: str | None) -> dict:
+    failed = [r["reason"] for r in results.values() if r["status"] == "failed"]
+    summary = {"status": status or ("done" if len(failed) < len(results) else "failed"), "split": job["split"],
+               "pid": os.getpid(), "results": results}
+    if len(results) == 1:   # one individual: its result at the top level too
+        summary.update({k: v for k, v in next(iter(results.values())).items() if k != "status"})
+    if failed:
+        summary["error"] = failed[0]
+    write_json(os.path.join(out, "summary.json"), summary)
+    return summary
+
+
 def main(argv=None) -> int:
     from foundry.genetics.individual import Individual
     parser = ArgumentParser(prog="python -m foundry.genetics.worker", description=__doc__.split("\n\n")[0])
@@ -74,15 +89,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="folder for summary.json")
     args = parser.parse_args(argv)
     job = read_json(args.job, strict=True)
-    individual = Individual.from_dict(job["individual"])
-    result = score_individual(individual, job.get("base"), job["fitness"], job["split"], job.get("device", "auto"))
-    summary = {"individual": individual.id, "split": job["split"], "pid": os.getpid(), **result,
-               "status": "done" if result["status"] == "scored" else "failed"}
-    if result["status"] == "failed":
-        summary["error"] = result["reason"]
-        print(f"genetics worker: {individual.id} failed: {result['reason']}", file=sys.stderr)
-    write_json(os.path.join(args.out, "summary.json"), summary)
-    return 0 if result["status"] == "scored" else 1
+    results = {}
+    for data in job.get("individuals") or [job["individual"]]:
+        individual = Individual.from_dict(data)
+        results[individual.id] = score_individual(individual, job.get("base"), job["fitness"], job["split"],
+                                                  job.get("device", "auto"))
+        if results[individual.id]["status"] == "failed":
+            print(f"genetics worker: {individual.id} failed: {results[individual.id]['reason']}", file=sys.stderr)
+        summary = write_summary(args.out, job, results, "running")   # a trial killed later keeps these
+    summary = write_summary(args.out, job, results, None)
+    return 0 if summary["status"] == "done" else 1
 
 
 if __name__ == "__main__":
