@@ -14,7 +14,8 @@ the table is measured on the second half (foundry.genetics.fitness), with --held
 batches per corpus. Candidates are scored in this process (workers 0): on a busy 2-core machine a
 process per candidate costs more than its scoring (the pool is bench/genetics_throughput.py's).
 The parents are trained under --runs when missing (merge_useful.train_parents); the parents and
-the uniform merge are the same in every seed, the searches draw from the seed.
+the uniform merge are the same in every seed, the searches draw from the seed. OUT/figure.json
+holds every number (also the CMA-ES weights per seed).
 """
 from __future__ import annotations
 
@@ -125,6 +126,8 @@ def main() -> int:
     result = {"fixed": fixed, "best_parent": best_parent, "seeds": rows,
               "cmaes_beats_best_parent": sum(r["cmaes"]["mean_bpb"] < fixed[best_parent]["mean_bpb"] for r in rows),
               "ga_beats_best_parent": sum(r["ga"]["mean_bpb"] < fixed[best_parent]["mean_bpb"] for r in rows)}
+    with open(os.path.join(args.out, "figure.json"), "w") as f:     # every number, also without --json
+        json.dump(result, f, indent=2)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
