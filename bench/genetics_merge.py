@@ -38,7 +38,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def mixture(batches: int) -> dict:
     part = lambda label, source: {"name": "val_bpb", "source": source, "batches": batches,  # noqa: E731
                                   "weight": 0.5, "label": label}
-    return {"name": "weighted", "parts": [part("shakespeare", CORPORA["shakespeare"]), part("python", CORPORA["python"])]}
+    return {"name": "weighted", "parts": [part("shakespeare", CORPORA["shakespeare"]),
+                                          part("python", CORPORA["python"])]}
 
 
 def heldout(model, cfg, spec: dict) -> dict:
@@ -88,7 +89,8 @@ def run_seed(parents: dict, args, seed: int, spec_heldout: dict) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", default=os.path.join(REPO, "runs", "merge-useful"), help="the parents (trained when missing)")
+    parser.add_argument("--runs", default=os.path.join(REPO, "runs", "merge-useful"),
+                        help="the parents (trained when missing)")
     parser.add_argument("--out", default=os.path.join(REPO, "runs", "genetics-merge"), help="the searches (replaced)")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--population", type=int, default=8)
@@ -142,7 +144,8 @@ def main() -> int:
     for r in rows:
         c, g = r["cmaes"], r["ga"]
         print(f"{r['seed']:>4} {c['shakespeare']:>11.4f} {c['python']:>8.4f} {c['mean_bpb']:>8.4f} "
-              f"{g['shakespeare']:>9.4f} {g['python']:>8.4f} {g['mean_bpb']:>8.4f} {r['cmaes_seconds']:>9} {r['ga_seconds']:>7}")
+              f"{g['shakespeare']:>9.4f} {g['python']:>8.4f} {g['mean_bpb']:>8.4f} {r['cmaes_seconds']:>9} "
+              f"{r['ga_seconds']:>7}")
     n = len(rows)
     print(f"CMA-ES beats the best parent ({best_parent}) in {result['cmaes_beats_best_parent']}/{n} seeds; "
           f"the GA in {result['ga_beats_best_parent']}/{n}")

@@ -68,8 +68,9 @@ def replay(sampler, history: list) -> None:
         sampler.tell(list(zip(asked, tell_values([c["fitness"] for c in candidates]))))
 
 
-def _identity(spec) -> dict:
-    return {k: v for k, v in spec.data.items() if k not in RESUMABLE_CHANGES}
+def _identity(section: dict) -> dict:
+    """What a resumed run must share with the saved one, as JSON reads it back."""
+    return json.loads(json.dumps({k: v for k, v in section.items() if k not in RESUMABLE_CHANGES}))
 
 
 def load_state(out_dir: str, spec) -> list:
@@ -85,7 +86,7 @@ def load_state(out_dir: str, spec) -> list:
         raise UserError(f"{path}: damaged ({type(e).__name__}: {e})") from None
     if state.get("version") != STATE_VERSION:
         raise UserError(f"{path}: state version {state.get('version')!r}, expected {STATE_VERSION}")
-    if {k: v for k, v in saved.items() if k not in RESUMABLE_CHANGES} != json.loads(json.dumps(_identity(spec))):
+    if _identity(saved) != _identity(spec.data):
         raise UserError(f"{path}: was searched with another merge section; resume with the same one or use a new --out")
     return history
 
@@ -125,8 +126,8 @@ def run_cmaes(spec, out_dir, pool=None, progress=None, evaluate=None) -> dict:
         evaluate(individuals, spec.fitness, "search")
         fitnesses = [ind.fitness if ind.status == "scored" else None for ind in individuals]
         sampler.tell(list(zip(asked, tell_values(fitnesses))))
-        candidates = [{"id": ind.id, "generation": generation, "x": x.tolist(), "recipe": ind.merge_recipe, "status": ind.status,
-                       "fitness": fitness, "scores": ind.scores, "reason": ind.reason}
+        candidates = [{"id": ind.id, "generation": generation, "x": x.tolist(), "recipe": ind.merge_recipe,
+                       "status": ind.status, "fitness": fitness, "scores": ind.scores, "reason": ind.reason}
                       for x, ind, fitness in zip(asked, individuals, fitnesses)]
         history.append({"generation": generation, "sigma": float(sampler._sigma),   # cmaes keeps sigma private
                         "candidates": candidates})

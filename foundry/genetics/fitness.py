@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-
 from dataclasses import dataclass
 from typing import Callable
 
@@ -126,7 +125,8 @@ def val_bpb(model, cfg, spec: dict, split: str) -> dict:
     source = spec.get("source") or cfg.data.source
     if os.path.expandvars(source) != os.path.expandvars(cfg.data.source) and cfg.data.tokenizer not in ("byte", "hf"):
         raise UserError(f"fitness val_bpb: source {source!r}: a {cfg.data.tokenizer} vocabulary is built from its "
-                        f"own corpus ({cfg.data.source}); score such a model on that source, or use a byte/hf tokenizer")
+                        f"own corpus ({cfg.data.source}); score such a model on that source, or use a byte/hf "
+                        "tokenizer")
     data = dataclasses.replace(cfg.data, source=os.path.expandvars(source))
     tokens, bytes_per_token = _validation(data)
     half = split_tokens(tokens, split)
@@ -152,7 +152,8 @@ def check_task(spec: dict, where: str) -> None:
     _keys(spec, TASK_KEYS, where)
     task = spec.get("task")
     if task not in TASKS:
-        _fail(f"{where}.task", f"{task!r} is not a foundry eval task (valid: {', '.join(TASKS)})" if task else "missing")
+        _fail(f"{where}.task",
+              f"{task!r} is not a foundry eval task (valid: {', '.join(TASKS)})" if task else "missing")
     if task in NOT_ITEMIZED:
         _fail(f"{where}.task", f"{task}: {NOT_ITEMIZED[task]}")
     _positive_int(spec, "items", where)

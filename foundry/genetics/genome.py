@@ -225,7 +225,8 @@ def parse(data, where: str = "merge") -> MergeSpec:
 def build_model(recipe: dict, device: str = "cpu"):
     """(model in eval mode, tokenizer, cfg) of a recipe merged in memory; model.tokenizer is set."""
     import torch
-    from foundry.merge import prepare, merge_tensor
+
+    from foundry.merge import merge_tensor, prepare
     from foundry.merge.output import foundry_config
     from foundry.model.shapes import meta_model
     recipe, _, plan = prepare(recipe)

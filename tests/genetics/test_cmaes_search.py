@@ -88,7 +88,8 @@ def test_replay_restores_the_sampler_exactly(runs):
     for generation in range(3):
         xs = [straight.ask() for _ in range(straight.population_size)]
         values = [distance(spec.genome.recipe(x)) for x in xs]
-        saved.append({"generation": generation, "candidates": [{"x": x.tolist(), "fitness": v} for x, v in zip(xs, values)]})
+        candidates = [{"x": x.tolist(), "fitness": v} for x, v in zip(xs, values)]
+        saved.append({"generation": generation, "candidates": candidates})
         straight.tell(list(zip(xs, tell_values(values))))
     fresh = make_sampler(spec, spec.genome.dimension)
     replay(fresh, json.loads(json.dumps(saved)))
@@ -104,7 +105,8 @@ def test_kill_9_then_rerun_gives_the_same_generations(runs, tmp_path, monkeypatc
     data = section(runs, generations=4)
     run_cmaes(parse(data), tmp_path / "straight", evaluate=distance_fitness)
     out, marker = tmp_path / "killed", tmp_path / "marker"
-    code = f"from tests.genetics.test_cmaes_search import child; child({str(out)!r}, {json.dumps(data)!r}, {str(marker)!r})"
+    code = (f"from tests.genetics.test_cmaes_search import child; "
+            f"child({str(out)!r}, {json.dumps(data)!r}, {str(marker)!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (marker.exists() and marker.read_text().count("g") >= 3):

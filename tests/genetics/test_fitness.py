@@ -57,8 +57,9 @@ def test_plugin_scores_both_splits(name, loaded, shared_data):
 
 
 def test_val_bpb_is_minus_bpb_on_each_half(loaded, shared_data):
-    from foundry.data import load_dataset
     import dataclasses
+
+    from foundry.data import load_dataset
     model, cfg = loaded
     data = dataclasses.replace(cfg.data, source=os.path.join(shared_data, "tinyshakespeare.txt"))
     dataset = load_dataset(data)
@@ -151,7 +152,8 @@ def test_bad_split_and_bad_plugin_output(loaded, monkeypatch):
     model, cfg = loaded
     with pytest.raises(UserError, match="fitness split 'train'"):
         score(model, cfg, {"name": "val_bpb"}, "train")
-    monkeypatch.setitem(FITNESS, "empty", fitness.Plugin(lambda *a: {"x": 1.0}, lambda s, w: None, "returns no fitness"))
+    empty = fitness.Plugin(lambda *a: {"x": 1.0}, lambda s, w: None, "returns no fitness")
+    monkeypatch.setitem(FITNESS, "empty", empty)
     with pytest.raises(UserError, match="returned no 'fitness'"):
         score(model, cfg, {"name": "empty"}, "search")
 
