@@ -240,7 +240,8 @@ def _generation(state: dict, store: Store, recipe, pool, reporter, per_trial: in
     def saved(ind, result):
         state["population"] = [p.to_dict() for p in population]
         store.save(state)
-        reporter.status(generation, population)
+        if hasattr(reporter, "status"):   # a plain progress(row) callable has none
+            reporter.status(generation, population)
 
     score_generation(pool, population, store.jobs, recipe.fitness, "search", state["base"], on_result=saved,
                      per_trial=per_trial)
