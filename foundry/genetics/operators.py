@@ -151,7 +151,7 @@ def gaussian_mutation(a: dict, b, ctx: Context, params: dict):
         if params["fraction"] < 1.0:
             noise = noise * (torch.rand(x.shape, generator=ctx.generator) < params["fraction"])
         child[name] = (work + noise).to(x.dtype)
-    return child, {"sigma": sigma, "fraction": params["fraction"], "adapt": params["adapt"]}
+    return child, {"sigma": sigma, "rate": params["rate"], "fraction": params["fraction"], "adapt": params["adapt"]}
 
 
 def one_fifth_update(sigma: float, success_rate: float, factor: float = ONE_FIFTH_FACTOR,

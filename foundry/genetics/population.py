@@ -143,3 +143,46 @@ def weight_diversity(paths: list[str]) -> float:
     variance = sum(float(m.sum()) for m in m2.values()) / (len(paths) * total)
     scale = math.sqrt(sum(float(v.pow(2).sum()) for v in mean.values()) / total)
     return math.sqrt(variance) / scale if scale > 0 else 0.0
+
+
+class Population:
+    """A generation: its individuals and the base checkpoint (config, tokenizer) they share.
+
+        people = Population.from_model("runs/base", 8, noise=0.01, seed=0, folder="runs/ga/individuals")
+        people = Population.from_checkpoints(["runs/a", "runs/b"], 8, 0.01, 0, folder)
+        people = Population.from_campaign("experiments/tiny", 8, 0.01, 0, folder, top=4)
+        people.best(), people.ranked(), people.diversity()
+    """
+
+    def __init__(self, individuals: list, base: str):
+        self.individuals, self.base = list(individuals), base
+
+    @classmethod
+    def from_sources(cls, init: dict, size: int, seed: int, folder: str, where: str = "init") -> "Population":
+        sources = init_sources(init, where, size)
+        path_of = lambda ident: os.path.join(os.path.abspath(folder), f"{ident}.safetensors")  # noqa: E731
+        return cls(initial_population(sources, size, init.get("noise", 0.01), seed, path_of), sources[0])
+
+    @classmethod
+    def from_model(cls, run: str, size: int, noise: float, seed: int, folder: str) -> "Population":
+        return cls.from_sources({"from": [run], "noise": noise}, size, seed, folder)
+
+    @classmethod
+    def from_checkpoints(cls, runs: list, size: int, noise: float, seed: int, folder: str) -> "Population":
+        return cls.from_sources({"from": list(runs), "noise": noise}, size, seed, folder)
+
+    @classmethod
+    def from_campaign(cls, campaign: str, size: int, noise: float, seed: int, folder: str,
+                      top: int | None = None) -> "Population":
+        init = {"campaign": campaign, "noise": noise, **({"top": top} if top else {})}
+        return cls.from_sources(init, size, seed, folder)
+
+    def ranked(self) -> list:
+        return sorted(self.individuals, key=lambda ind: -ind.rank_key)
+
+    def best(self):
+        scored = [ind for ind in self.individuals if ind.status == "scored"]
+        return max(scored, key=lambda ind: ind.fitness) if scored else None
+
+    def diversity(self) -> float:
+        return weight_diversity([ind.weights for ind in self.individuals])

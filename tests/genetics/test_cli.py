@@ -87,3 +87,26 @@ def test_a_merge_recipe_runs_cmaes_through_the_same_command(setup, tmp_path, cap
     summary = json.loads(capsys.readouterr().out)
     assert summary["mode"] == "merge" and len(summary["curve"]) == 2 and "heldout" in summary["best"]
     assert os.path.isdir(summary["export"]) and os.listdir(tmp_path / "out" / "tb")
+
+
+def test_the_live_table_redraws_progress_in_place_on_a_terminal():
+    import io
+
+    from foundry.genetics.individual import Individual
+    from foundry.genetics.store import Reporter
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    table = Reporter(None, stream=screen)
+    people = [Individual("a", 0, status="scored", fitness=1.0), Individual("b", 0, status="failed"), Individual("c", 0)]
+    table.status(0, people)
+    table({"generation": 0, "best": 1.0, "mean": 1.0, "best_so_far": 1.0, "diversity": 0.5, "sigma": 0.01, "failed": 1})
+    text = screen.getvalue()
+    assert "generation 0: 2/3 scored, 1 failed" in text
+    assert "\r\x1b[2K   0" in text and text.endswith("1\n")        # the progress line is replaced by the row
+    plain = io.StringIO()
+    Reporter(None, stream=plain).status(0, people)
+    assert "scored" not in plain.getvalue()                       # not a terminal: rows only

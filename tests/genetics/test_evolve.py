@@ -10,9 +10,9 @@ import torch
 
 from foundry.errors import UserError
 from foundry.genetics import fitness
-from foundry.genetics.evolve import breed, run_genetics
+from foundry.genetics.evolve import breed, run_genetics, score_generation
 from foundry.genetics.individual import Individual, read_tensors
-from foundry.genetics.population import init_sources, initial_population, weight_diversity
+from foundry.genetics.population import Population, init_sources, initial_population, weight_diversity
 from foundry.genetics.recipe import from_dict
 from foundry.weights.checkpoint import load_model
 from tests.genetics.ga_fixtures import ga_recipe, ga_setup
@@ -88,6 +88,17 @@ def test_a_raising_plugin_marks_its_individual_failed_and_the_run_goes_on(setup,
     assert failed and all(r["fitness"] is None and "RuntimeError: the evaluator fell over" in r["reason"] for r in failed)
     assert sum(row["failed"] for row in summary["curve"]) >= len(failed) > 0
     assert len(summary["curve"]) == 3 and summary["best"]["fitness"] is not None and os.path.isdir(summary["export"])
+
+
+def test_population_api_from_a_model_and_from_checkpoints(setup, tmp_path):
+    one = Population.from_model(setup["runs"]["base"], 3, noise=0.05, seed=0, folder=str(tmp_path / "one"))
+    assert [i.operator for i in one.individuals] == ["init", "init+noise", "init+noise"]
+    assert one.base == os.path.join(setup["runs"]["base"], "checkpoint") and one.diversity() > 0
+    two = Population.from_checkpoints([setup["runs"]["a"], setup["runs"]["b"]], 3, 0.05, 0, str(tmp_path / "two"))
+    assert [i.extra["source"] for i in two.individuals] == [two.base, os.path.join(setup["runs"]["b"], "checkpoint"), two.base]
+    score_generation(None, two.individuals, str(tmp_path / "jobs"), {"name": "val_bpb", "source": setup["corpus"],
+                                                                     "batches": 1}, "search", two.base)
+    assert two.best() is two.ranked()[0] and all(i.status == "scored" for i in two.individuals)
 
 
 def test_population_from_one_model_with_noise(setup, tmp_path):
