@@ -34,7 +34,7 @@ import torch
 
 from foundry.errors import UserError
 from foundry.genetics.individual import Individual, read_tensors, write_tensors
-from foundry.genetics.operators import OPERATORS, SELECTIONS, Context, elites, one_fifth_update
+from foundry.genetics.operators import OPERATORS, SELECTIONS, Context, elites, layer_of, one_fifth_update
 from foundry.genetics.population import initial_population, init_sources, seed_of, weight_diversity
 from foundry.genetics.store import Reporter, Store, curve_row, lineage
 from foundry.io import write_json
@@ -143,12 +143,13 @@ def breed(population: list, recipe, generation: int, sigma: float | None, path_o
         names = [parent.id for parent in parents]
         if not crossover and not mutations:   # a copy: same weights, same (deterministic) fitness
             first = parents[0]
+            extra = {"copy_of": first.id, **({"sigma": first.extra["sigma"]} if "sigma" in first.extra else {})}
             children.append(Individual(ident, generation, names, "copy", first.weights, None, first.fitness,
-                                       dict(first.scores), "scored", "", {"copy_of": first.id}))
+                                       dict(first.scores), "scored", "", extra))
             continue
         tensors = [read_tensors(parent.weights) for parent in parents]
         if n_layer is None:
-            n_layer = 1 + max([int(k.split(".")[1]) for k in tensors[0] if k.startswith("blocks.")], default=0)
+            n_layer = 1 + max((layer_of(k) for k in tensors[0] if layer_of(k) is not None), default=0)
         ctx = Context(torch.Generator().manual_seed(seed_of(recipe.seed, generation, index)), n_layer, sigma,
                       parents[0].extra.get("sigma"))
         child, extra, ops = tensors[0], {"parent_fitness": max(p.fitness for p in parents)}, []

@@ -41,17 +41,16 @@ def worker(job: dict, tmp_path):
 
 
 def test_the_worker_process_scores_and_reports_a_raising_plugin(setup, tmp_path):
-    ind = setup["people"][0]
-    job = {"individual": ind.to_dict(), "base": setup["base"], "fitness": setup["fitness"], "split": "search"}
+    two = setup["people"][:2]
+    job = {"individuals": [p.to_dict() for p in two], "base": setup["base"], "fitness": setup["fitness"],
+           "split": "search"}
     proc, summary = worker(job, tmp_path / "good")
-    here = score_individual(ind, setup["base"], setup["fitness"], "search")
-    assert proc.returncode == 0 and summary["status"] == "done" and summary["fitness"] == here["fitness"]
-    assert summary["seconds"]["score"] > 0
-    two = {**job, "individuals": [p.to_dict() for p in setup["people"][:2]]}
-    proc, summary = worker(two, tmp_path / "two")
-    assert proc.returncode == 0 and list(summary["results"]) == [p.id for p in setup["people"][:2]]
-    assert summary["results"][ind.id]["fitness"] == here["fitness"]
-    bad = {**job, "fitness": {"name": "val_bpb", "source": str(tmp_path / "no-such-corpus.txt")}}
+    here = [score_individual(p, setup["base"], setup["fitness"], "search") for p in two]
+    assert proc.returncode == 0 and summary["status"] == "done" and list(summary["results"]) == [p.id for p in two]
+    assert [summary["results"][p.id]["fitness"] for p in two] == [h["fitness"] for h in here]
+    assert all(r["seconds"]["score"] > 0 for r in summary["results"].values())
+    bad = {**job, "individuals": [two[0].to_dict()],
+           "fitness": {"name": "val_bpb", "source": str(tmp_path / "no-such-corpus.txt")}}
     proc, summary = worker(bad, tmp_path / "bad")
     assert proc.returncode == 1 and summary["status"] == "failed" and summary["fitness"] is None
     assert "no-such-corpus.txt" in summary["error"] and "\n" not in summary["error"]
