@@ -12,11 +12,14 @@ Rows (each the same model, optimizer and batch; only the named thing differs):
   foreach AdamW            torch's foreach AdamW instead of the fused kernel
   bf16                     CPU bf16 autocast with attention kept in fp32 (foundry's rule)
   bf16, attention bf16     CPU bf16 autocast with attention in bf16 too
+  4 micro-steps            the batch as 4 accumulated micro-steps (the reference of the next row)
+  4 micro-steps, .item()   the same with a host sync (loss.item()) after each micro-step, which
+                           Foundry's trainer avoids (one .tolist() per optimizer step)
 foundry/model/modules/masks.py's `sdpa` runs attention in fp32 under CPU bf16 autocast because the
 CPU flash-attention kernel's bf16 backward is far slower than its fp32 one; the last row shows
 what that rule saves. Whether train.dtype `auto` may pick bf16 at all is foundry.hardware.fast_bf16
-(AMX or AVX512-BF16 in /proc/cpuinfo); this prints what it found. Host syncs, torch.compile and
-threads are measured end to end by bench/train_vs_nanogpt.py (--override train.compile=true).
+(AMX or AVX512-BF16 in /proc/cpuinfo); this prints what it found. torch.compile and threads are
+measured end to end by bench/train_vs_nanogpt.py (--override train.compile=true, --threads N).
 """
 import argparse
 import os
@@ -59,7 +62,7 @@ def check_fused_qkv(cfg) -> None:
         torch.testing.assert_close(model(x), two)
 
 
-def stepper(cfg, bf16=False, attention_in_bf16=False, fused_qkv=False, foreach=False):
+def stepper(cfg, bf16=False, attention_in_bf16=False, fused_qkv=False, foreach=False, micro=1, sync=False):
     torch.manual_seed(0)
     model, vocab = GPT(cfg.model), cfg.model.vocab_size
     if fused_qkv:
@@ -73,9 +76,12 @@ def stepper(cfg, bf16=False, attention_in_bf16=False, fused_qkv=False, foreach=F
 
     def step():
         gqa.sdpa = F.scaled_dot_product_attention if attention_in_bf16 else masks.sdpa
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(x).flatten(0, 1).float(), y.flatten())
-        loss.backward()
+        for xs, ys in zip(x.chunk(micro), y.chunk(micro)):          # micro-steps of batch / micro rows
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = F.cross_entropy(model(xs).flatten(0, 1).float(), ys.flatten()) / micro
+            loss.backward()
+            if sync:
+                loss.item()                                          # a host sync per micro-step
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -96,7 +102,8 @@ def main() -> int:
     tanh = catalog.load(args.config, [*base, "model.activation=gelu"])
     variants = {"default (fp32)": stepper(cfg), "gelu (tanh)": stepper(tanh),
                 "fused qkv": stepper(cfg, fused_qkv=True), "foreach AdamW": stepper(cfg, foreach=True),
-                "bf16": stepper(cfg, bf16=True), "bf16, attention bf16": stepper(cfg, bf16=True, attention_in_bf16=True)}
+                "bf16": stepper(cfg, bf16=True), "bf16, attention bf16": stepper(cfg, bf16=True, attention_in_bf16=True),
+                "4 micro-steps": stepper(cfg, micro=4), "4 micro-steps, .item()": stepper(cfg, micro=4, sync=True)}
     check_fused_qkv(cfg)
     for step in variants.values():
         for _ in range(5):

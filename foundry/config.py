@@ -28,7 +28,7 @@ import yaml
 
 from foundry.config_sections import DistillConfig, FeatureConfig, PruneConfig  # noqa: F401 (schema)
 from foundry.errors import UserError
-from foundry.io import atomic_write_text
+from foundry.io import atomic_write_text, read_yaml_mapping
 
 
 class ConfigError(UserError, ValueError):
@@ -396,17 +396,7 @@ def apply_overrides(data: dict, overrides) -> dict:
 def parse_file(path, overrides=(), presets: dict | None = None) -> Config:
     """A Config from a YAML file plus dotted overrides, keys and types checked (see parse)."""
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path, ConfigError, empty={})
     try:
         return parse(apply_overrides(data, overrides), presets)
     except ConfigError as e:

@@ -128,6 +128,28 @@ def pid_alive(pid) -> bool:
     return True
 
 
+def read_yaml_mapping(path, error=UserError, empty: dict | None = None) -> dict:
+    """The mapping at the top of a YAML file (yaml.safe_load). An unreadable file, invalid YAML or
+    another top-level type raises `error` with a one-line message naming the file; an empty file
+    gives `empty`, or is an error when empty is None."""
+    import yaml
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except OSError as e:
+        raise error(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a UTF-8 text file") from None
+    except yaml.YAMLError as e:
+        raise error(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    if data is None and empty is not None:
+        return dict(empty)
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a mapping at the top level")
+    return data
+
+
 def read_json(path, strict: bool = False) -> dict | None:
     """The JSON object in `path`, or None when the file is missing (or, unless `strict`, unreadable).
 

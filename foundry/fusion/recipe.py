@@ -32,34 +32,19 @@ import copy
 import dataclasses
 import os
 
-import yaml
-
 from foundry import catalog
 from foundry.config import ConfigError, apply_overrides
 from foundry.errors import UserError
 from foundry.fusion.experts import expert_folder, expert_tokenizer
 from foundry.fusion.spec import SECTION_KEYS, parse_spec, to_data
+from foundry.io import read_yaml_mapping
 
 RUN_KEYS = ("name", "train", "data", "budget", "eval")
 
 
-def read_yaml(path) -> dict:
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping at the top level")
-    return data
-
-
 def load_recipe(path, overrides=()):
     """A checked, resolved fused Config from a recipe file and dotted overrides."""
-    data = apply_overrides(read_yaml(path), overrides)
+    data = apply_overrides(read_yaml_mapping(path, empty={}), overrides)
     try:
         return catalog.from_dict(data) if "fusion" in data else resolve(data)
     except ConfigError as e:

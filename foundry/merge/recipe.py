@@ -34,9 +34,9 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-import yaml
 
 from foundry.errors import UserError
+from foundry.io import read_yaml_mapping
 from foundry.merge.method import REQUIRED
 
 TOP_KEYS = ("merge_method", "base_model", "models", "slices", "parameters", "dtype", "out_dtype",
@@ -283,15 +283,7 @@ def _check_method(recipe: Recipe, method) -> None:
 
 def load(path) -> Recipe:
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping at the top level")
+    data = read_yaml_mapping(path)
     recipe = parse(data, path)
     recipe.where = path
     return recipe

@@ -15,6 +15,9 @@ merge gives the same bits in any order, on any device, resumed or not.
 Rescaling of the kept entries after a random drop: `rescale_mode: l1` (mergekit's default) scales
 them so the delta keeps its L1 norm; `rescale_mode: density` divides by the density, the DARE
 paper's 1/(1-p), whose expected value is exactly the input.
+
+The functions here are the definitions, on whole tensors; merges run their streamed form
+(streaming.py: chunk by chunk, holding the inputs and the output, not a stack of task vectors).
 """
 from __future__ import annotations
 
@@ -22,7 +25,9 @@ import hashlib
 
 import torch
 
+from foundry.merge import streaming
 from foundry.merge.method import Param, stack, work_dtype
+from foundry.merge.streaming import streamed_combine
 
 RESCALE_MODES = ("l1", "density")
 
@@ -57,7 +62,7 @@ def magnitude(tensor: torch.Tensor, density: float) -> torch.Tensor:
         return tensor
     if density <= 0 or tensor.numel() == 0:
         return torch.zeros_like(tensor)
-    keep = rank_window(-tensor.abs().reshape(-1).float(), 0, max(1, int(density * tensor.numel())))
+    keep = rank_window(-tensor.abs().reshape(-1), 0, max(1, int(density * tensor.numel())))
     return tensor * keep.reshape(tensor.shape)
 
 
@@ -68,7 +73,7 @@ def outliers(tensor: torch.Tensor, density: float, gamma: float) -> torch.Tensor
         return tensor
     n = tensor.numel()
     keep, top = int(density * n), int(gamma * n)
-    window = rank_window(tensor.abs().reshape(-1).float(), max(0, n - keep - top), keep)
+    window = rank_window(tensor.abs().reshape(-1), max(0, n - keep - top), keep)
     return tensor * window.reshape(tensor.shape)
 
 
@@ -146,12 +151,20 @@ def combine(base, tensors, weights, sparsify=None, consensus: bool = False, norm
 
 def task_merge(base, tensors, weights, densities=None, *, drop: str | None = None, consensus: bool = False,
                normalize: bool = False, rescale: bool = False, rescale_mode: str = "l1", lambda_: float = 1.0,
-               gammas=None, epsilons=None, seed: int = 0, name: str = "") -> torch.Tensor:
+               gammas=None, epsilons=None, seed: int = 0, name: str = "", whole: bool = False) -> torch.Tensor:
     """Any method of the family: `drop` is None, "magnitude", "random", "outliers" or "della";
-    densities, gammas and epsilons are per input (random drops are seeded by seed, name, index)."""
+    densities, gammas and epsilons are per input (random drops are seeded by seed, name, index).
+
+    Runs streaming.streamed_combine (chunk by chunk); whole=True runs the whole-tensor definition
+    (`combine` with the functions above), which the tests hold the streamed form to."""
     densities = densities or [1.0] * len(tensors)
     if rescale_mode not in RESCALE_MODES:
         raise ValueError(f"rescale_mode: {rescale_mode!r} (valid: {', '.join(RESCALE_MODES)})")
+    row = base.numel() // base.shape[0] if base.dim() >= 2 and base.shape[0] else base.numel()
+    if not whole:
+        keeps = [_sparsifier(drop, float(densities[i]), gammas, epsilons, i, rescale, rescale_mode, seed, name, row)
+                 for i in range(len(tensors))]
+        return streamed_combine(base, tensors, weights, keeps, consensus, normalize, lambda_, row=row)
 
     def sparsify(delta, i):
         density = float(densities[i])
@@ -163,6 +176,18 @@ def task_merge(base, tensors, weights, densities=None, *, drop: str | None = Non
         return rescaled(delta, kept, density, rescale_mode) if rescale and density < 1 else kept
 
     return combine(base, tensors, weights, sparsify if drop else None, consensus, normalize, lambda_)
+
+
+def _sparsifier(drop, density, gammas, epsilons, i, rescale, mode, seed, name, row) -> streaming.Keep:
+    """Input i's sparsifier for streamed_combine: the streamed form of task_merge's `sparsify`."""
+    stream = lambda: generator(seed, name, i)
+    if drop == "della":
+        keep = streaming.Della(density, float(epsilons[i]), stream, row, rescale and mode == "density")
+        return streaming.Rescaled(keep, "l1") if rescale and mode == "l1" and 0 < density < 1 else keep
+    keep = {None: lambda: streaming.Keep(), "magnitude": lambda: streaming.Magnitude(density),
+            "outliers": lambda: streaming.Outliers(density, float(gammas[i])),
+            "random": lambda: streaming.RandomDrop(density, stream)}[drop]()
+    return streaming.Rescaled(keep, mode) if drop and rescale and density < 1 else keep
 
 
 def run_job(job, drop: str | None, consensus: bool) -> torch.Tensor:
