@@ -26,8 +26,6 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
-import yaml
-
 from foundry.errors import UserError
 from foundry.genetics.operators import OPERATORS, SELECTIONS, Param
 
@@ -172,15 +170,6 @@ def from_dict(data, where: str = "recipe"):
 
 
 def load(path):
+    from foundry.io import read_yaml_mapping
     path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file") from None
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    return from_dict(data, path)
-
+    return from_dict(read_yaml_mapping(path), path)
