@@ -51,6 +51,25 @@ def test_best_never_decreases_with_elitism_and_the_best_is_exported(setup, tmp_p
     assert os.listdir(tmp_path / "out" / "tb")                         # TensorBoard curves
 
 
+def test_the_ga_improves_on_a_constructed_problem(setup, tmp_path, monkeypatch):
+    """Fitness -|w - target|^2 with the target halfway between the two starting models: crossover
+    and mutation must get closer than either parent."""
+    a = read_tensors(os.path.join(setup["runs"]["a"], "checkpoint", "model.safetensors"))
+    b = read_tensors(os.path.join(setup["runs"]["b"], "checkpoint", "model.safetensors"))
+    target = {k: (a[k] + b[k]) / 2 for k in a}
+
+    def distance(model, cfg, spec, split):
+        state = model.state_dict()
+        return {"fitness": -sum(float((state[k] - v).pow(2).sum()) for k, v in target.items())}
+
+    monkeypatch.setitem(fitness.FITNESS, "distance", fitness.Plugin(distance, lambda spec, where: None, "test"))
+    summary = run(setup, tmp_path / "out", population=6, generations=5, fitness={"name": "distance"},
+                  operators=[{"name": "uniform", "rate": 0.4}, {"name": "slerp", "rate": 0.4, "jitter": 0.3},
+                             {"name": "gaussian", "rate": 0.5, "sigma": 0.01}])
+    curve = summary["curve"]
+    assert curve[-1]["best"] > 0.35 * curve[0]["best"]    # about a quarter of the parents' squared distance
+
+
 def test_elites_are_carried_unchanged_and_children_record_their_operators(setup, tmp_path):
     recipe = from_dict(ga_recipe(setup, elite=2), "ga.yaml")
     paths = lambda ident: str(tmp_path / f"{ident}.safetensors")  # noqa: E731

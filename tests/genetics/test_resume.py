@@ -1,7 +1,8 @@
-"""Crash safety of `foundry genetics`: a real `foundry genetics` process killed with SIGKILL twice
-(half-way through scoring a generation, then right after breeding the next one), rerun with the
-same command each time, ends bitwise where an uninterrupted run of the same recipe and seed ends:
-the same individuals (ids, parents, operators, records, fitness), the same curve, the same weights."""
+"""Crash safety of `foundry genetics`: a real `foundry genetics` process killed with SIGKILL (half-way
+through scoring a generation, then right after breeding the next one; scoring in the process, or on
+a 2-worker pool whose trials die with it), rerun with the same command each time, ends bitwise
+where an uninterrupted run of the same recipe and seed ends: the same individuals (ids, parents,
+operators, records, fitness), the same curve, the same weights."""
 import hashlib
 import json
 import os
@@ -9,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from foundry.genetics.evolve import run_genetics
 from foundry.genetics.recipe import from_dict
@@ -58,16 +61,18 @@ def weights_digest(state) -> dict:
     return out
 
 
-def test_kill_9_then_the_same_command_gives_the_same_generations(tmp_path):
+@pytest.mark.parametrize("workers,population,kills", [("0", 6, (mid_scoring, just_bred)), ("2", 4, (mid_scoring,))],
+                         ids=["in-process", "worker-pool"])
+def test_kill_9_then_the_same_command_gives_the_same_generations(tmp_path, workers, population, kills):
     setup = ga_setup(tmp_path)
-    data = ga_recipe(setup, population=6, generations=4)
+    data = ga_recipe(setup, population=population, generations=4 if len(kills) > 1 else 2)
     reference = run_genetics(from_dict(data, "ga.yaml"), tmp_path / "reference", workers=0, log=lambda m: None)
     recipe = write_recipe(tmp_path, data)
     out = str(tmp_path / "killed")
-    command = [sys.executable, "-m", "foundry.cli", "genetics", recipe, "--out", out, "--workers", "0"]
-    killed_at = [kill_when(command, out, mid_scoring), kill_when(command, out, just_bred)]
-    assert killed_at[0]["generation"] == 1 and killed_at[1]["generation"] == 2
-    finished = subprocess.run(command + ["--json"], cwd=REPO, capture_output=True, text=True, timeout=300,
+    command = [sys.executable, "-m", "foundry.cli", "genetics", recipe, "--out", out, "--workers", workers]
+    killed_at = [kill_when(command, out, kill) for kill in kills]
+    assert [s["generation"] for s in killed_at] == [1, 2][:len(kills)]
+    finished = subprocess.run(command + ["--json"], cwd=REPO, capture_output=True, text=True, timeout=600,
                               env={**os.environ, "PYTHONPATH": REPO})
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "resuming" in finished.stderr
@@ -77,4 +82,4 @@ def test_kill_9_then_the_same_command_gives_the_same_generations(tmp_path):
     assert weights_digest(ours) == weights_digest(theirs)  # bitwise the same final population
     summary = json.loads(finished.stdout)
     assert summary["best"]["id"] == reference["best"]["id"] and summary["best"]["heldout"] == reference["best"]["heldout"]
-    assert len(os.listdir(os.path.join(out, "individuals"))) <= 6 + 1   # no leftovers of the killed runs
+    assert len(os.listdir(os.path.join(out, "individuals"))) <= population + 1   # no leftovers of the killed runs
