@@ -10,7 +10,8 @@ each as a `foundry` process and prints the table (input -> exit code -> message)
 A case is (arguments with {placeholders}, text the message must contain). Placeholders: {tiny}
 a shrunk tiny.yaml; {run} a trained run folder; {corpus} its text file; {seeds} a JSONL of instructions; {bad_weights} {bad_state} {bad_tokenizer}
 copies of it with one file damaged; {resumable} an intact copy to resume; {file} an existing
-plain file; {genetics} a genetics recipe starting from a checkpoint that does not exist; {folder} an existing folder; {binary} {latin1} {list_model} broken YAML files;
+plain file; {folder} an existing folder; {binary} {latin1} {list_model} broken YAML files;
+{genetics} a genetics recipe that starts from a checkpoint that does not exist;
 {repo} a git repository with baselines/ (tiny.yaml, dirty.yaml edited since its commit,
 untracked.yaml never added, broken.yaml committed but invalid).
 """

@@ -3,13 +3,15 @@
     OUT/state.json            the recipe, the population, the adapted sigma, the curve, every
                               individual's record (lineage), the best; rewritten atomically
     OUT/individuals/ID.safetensors   the weights of the current population (and of the best)
-    OUT/jobs/ID-SPLIT/        one scoring trial (job.json, summary.json, train.log), removed once read
+    OUT/jobs/ID-SPLIT-N/      one scoring trial of N candidates (job.json, summary.json, train.log),
+                              removed once read unless one of them failed
     OUT/tb/                   TensorBoard: genetics/best, mean, diversity, sigma, failed
     OUT/best/                 the best individual as a normal checkpoint (checkpoint/ as
                               load_model and train.init_from read it) + lineage.json
     OUT/genetics_summary.json the final summary (also printed with --json)
 
-    store = Store(out_dir); state = store.load(); store.save(state); store.prune(population, best)
+    store = Store(out_dir); state = store.load(recipe.identity()); store.save(state)
+    store.prune(paths_to_keep); store.export(best, base, lineage(archive, best_id))
 
 Every write is atomic (temporary file or folder, then rename), so a kill -9 at any moment leaves
 the last saved state whole; files it no longer references are removed on the next prune.
@@ -69,9 +71,6 @@ class Store:
                     os.unlink(path)
                     removed += 1
         return removed
-
-    def job_dir(self, ident: str, split: str) -> str:
-        return os.path.join(self.jobs, f"{ident}-{split}")
 
     def clear_jobs(self) -> None:
         shutil.rmtree(self.jobs, ignore_errors=True)

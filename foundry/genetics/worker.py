@@ -17,6 +17,7 @@ individual with a one-line reason and the others go on; when every one failed, t
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -62,6 +63,8 @@ def score_individual(individual, base: str | None, fitness_spec: dict, split: st
         loaded = time.perf_counter()
         with torch.no_grad():
             scores = fitness.score(model, cfg, fitness_spec, split)
+        if not math.isfinite(scores["fitness"]):   # a diverged model: no rank among the scored ones
+            raise ValueError(f"fitness is {scores['fitness']} (not a finite number)")
     except Exception as e:        # the plugin's or the model's: this individual failed, the run goes on
         return {"status": "failed", "fitness": None, "scores": {}, "reason": one_line(e),
                 "seconds": {"total": time.perf_counter() - started}}

@@ -109,6 +109,15 @@ def test_a_raising_plugin_marks_its_individual_failed_and_the_run_goes_on(setup,
     assert len(summary["curve"]) == 3 and summary["best"]["fitness"] is not None and os.path.isdir(summary["export"])
 
 
+def test_a_non_finite_fitness_fails_its_individual(setup, monkeypatch):
+    from foundry.genetics.worker import score_individual
+    nan = fitness.Plugin(lambda model, cfg, spec, split: {"fitness": float("nan")}, lambda spec, where: None, "test")
+    monkeypatch.setitem(fitness.FITNESS, "nan", nan)
+    ind = Individual("x", 0, weights=os.path.join(setup["runs"]["a"], "checkpoint", "model.safetensors"))
+    result = score_individual(ind, os.path.join(setup["runs"]["a"], "checkpoint"), {"name": "nan"}, "search")
+    assert result["status"] == "failed" and "not a finite number" in result["reason"]
+
+
 def test_population_api_from_a_model_and_from_checkpoints(setup, tmp_path):
     one = Population.from_model(setup["runs"]["base"], 3, noise=0.05, seed=0, folder=str(tmp_path / "one"))
     assert [i.operator for i in one.individuals] == ["init", "init+noise", "init+noise"]
