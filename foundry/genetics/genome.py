@@ -28,8 +28,10 @@ The `merge:` section of a `foundry genetics` recipe:
 A knob's value is a gradient list of `layers` points (default: one per layer of the models; 1 gives
 a scalar), interpolated across the layers as mergekit does; with `filters` it is a list of
 `{filter: F, value: gradient}` for each F and one without a filter for every other tensor, so it
-takes (len(filters) + 1) * layers numbers. Each number x in [0, 1] maps to low + x * (high - low);
-`init` (default: the middle of the bounds) is where the search starts.
+takes (len(filters) + 1) * layers numbers (tensors outside the layers, the embeddings and the head,
+take a gradient's first point, as in mergekit: `filters: [wte, lm_head]` gives them their own).
+Each number x in [0, 1] maps to low + x * (high - low); `init` (default: the middle of the bounds)
+is where the search starts.
 """
 from __future__ import annotations
 
