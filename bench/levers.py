@@ -15,11 +15,14 @@ Rows (each the same model, optimizer and batch; only the named thing differs):
   4 micro-steps            the batch as 4 accumulated micro-steps (the reference of the next row)
   4 micro-steps, .item()   the same with a host sync (loss.item()) after each micro-step, which
                            Foundry's trainer avoids (one .tolist() per optimizer step)
+  torch.compile            the model compiled (default mode); its compilation falls in the warm-up
+                           steps, which are not timed (train_vs_nanogpt.py counts it: every step)
 foundry/model/modules/masks.py's `sdpa` runs attention in fp32 under CPU bf16 autocast because the
 CPU flash-attention kernel's bf16 backward is far slower than its fp32 one; the last row shows
 what that rule saves. Whether train.dtype `auto` may pick bf16 at all is foundry.hardware.fast_bf16
 (AMX or AVX512-BF16 in /proc/cpuinfo); this prints what it found. torch.compile and threads are
 measured end to end by bench/train_vs_nanogpt.py (--override train.compile=true, --threads N).
+The rows interleave in every round, so a change of the machine's load falls on all of them.
 """
 import argparse
 import os
@@ -62,7 +65,8 @@ def check_fused_qkv(cfg) -> None:
         torch.testing.assert_close(model(x), two)
 
 
-def stepper(cfg, bf16=False, attention_in_bf16=False, fused_qkv=False, foreach=False, micro=1, sync=False):
+def stepper(cfg, bf16=False, attention_in_bf16=False, fused_qkv=False, foreach=False, micro=1, sync=False,
+            compiled=False):
     torch.manual_seed(0)
     model, vocab = GPT(cfg.model), cfg.model.vocab_size
     if fused_qkv:
@@ -73,12 +77,13 @@ def stepper(cfg, bf16=False, attention_in_bf16=False, fused_qkv=False, foreach=F
         optimizer = torch.optim.AdamW(optimizer.param_groups, foreach=True)
     x = torch.randint(0, vocab, (cfg.train.batch_size, cfg.model.block_size))
     y = torch.roll(x, -1, dims=1)
+    forward = torch.compile(model) if compiled else model
 
     def step():
         gqa.sdpa = F.scaled_dot_product_attention if attention_in_bf16 else masks.sdpa
         for xs, ys in zip(x.chunk(micro), y.chunk(micro)):          # micro-steps of batch / micro rows
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                loss = F.cross_entropy(model(xs).flatten(0, 1).float(), ys.flatten()) / micro
+                loss = F.cross_entropy(forward(xs).flatten(0, 1).float(), ys.flatten()) / micro
             loss.backward()
             if sync:
                 loss.item()                                          # a host sync per micro-step
@@ -103,7 +108,8 @@ def main() -> int:
     variants = {"default (fp32)": stepper(cfg), "gelu (tanh)": stepper(tanh),
                 "fused qkv": stepper(cfg, fused_qkv=True), "foreach AdamW": stepper(cfg, foreach=True),
                 "bf16": stepper(cfg, bf16=True), "bf16, attention bf16": stepper(cfg, bf16=True, attention_in_bf16=True),
-                "4 micro-steps": stepper(cfg, micro=4), "4 micro-steps, .item()": stepper(cfg, micro=4, sync=True)}
+                "4 micro-steps": stepper(cfg, micro=4), "4 micro-steps, .item()": stepper(cfg, micro=4, sync=True),
+                "torch.compile": stepper(cfg, compiled=True)}
     check_fused_qkv(cfg)
     for step in variants.values():
         for _ in range(5):

@@ -4,6 +4,10 @@ and after a short fine-tune; structured pruning (heads, neurons, layers): size, 
 
     FOUNDRY_DATA=../shared/data OMP_NUM_THREADS=1 python bench/prune_quality.py          # 3 seeds, 40 fine-tune steps
     FOUNDRY_DATA=../shared/data python bench/prune_quality.py --seeds 1 --finetune-steps 20 --teacher-steps 20
+    FOUNDRY_DATA=../shared/data OMP_NUM_THREADS=1 python bench/prune_quality.py --part sweep   # magnitude vs Wanda
+
+--part sweep: magnitude and Wanda at 50-80% unstructured, each in its own comparison group and in
+the other's (layer: each matrix, row: each output row), val loss before any fine-tune.
 
 Each seed draws its own calibration sample (64 training sequences, foundry.prune.prune) and
 fine-tunes with its own batches: train.init_from=PRUNED, budget.steps=N, lr 3e-4 -> 3e-5, 20
@@ -74,11 +78,36 @@ def tokens_per_s(runs: dict) -> dict:
     return {label: x.numel() / statistics.median(t) for label, t in times.items()}
 
 
+def sweep(dense: str, dense_loss: float, seeds: list, args) -> int:
+    """Magnitude against Wanda over sparsities and comparison groups: perplexity, no fine-tune."""
+    print(f"6-layer shakespeare_char ({args.teacher_steps} steps): dense ppl {math.exp(dense_loss):.3f}; "
+          f"perplexity after pruning, mean over calibration seeds {seeds}")
+    print(f"{'method':>10} {'scope':>6}" + "".join(f"{f'{s:.0%}':>9}" for s in SWEEP))
+    for method in ("magnitude", "wanda"):
+        for scope in ("layer", "row"):
+            cells = []
+            for sparsity in SWEEP:
+                losses = []
+                for seed in seeds[:1] if method == "magnitude" else seeds:   # magnitude needs no data
+                    pruned = os.path.join(args.work, f"sweep-t{args.teacher_steps}-{method}-{scope}-{sparsity}-s{seed}")
+                    if read_json(os.path.join(pruned, "prune.json")) is None:
+                        with quiet():
+                            prune(dense, pruned, method=method, sparsity=sparsity, scope=scope, calibration=64,
+                                  seed=seed, evaluate=False)
+                    losses.append(val_loss(pruned))
+                cells.append(math.exp(statistics.mean(losses)))
+            print(f"{method:>10} {scope:>6}" + "".join(f"{c:>9.3f}" for c in cells), flush=True)
+    return 0
+
+
+SWEEP = (0.5, 0.6, 0.7, 0.8)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--finetune-steps", type=int, default=40)
-    p.add_argument("--part", choices=("all", "unstructured", "structured"), default="all",
+    p.add_argument("--part", choices=("all", "unstructured", "structured", "sweep"), default="all",
                    help="train only these rows (two processes can share the work); 'all' also prints the tables")
     p.add_argument("--teacher-steps", type=int, default=2000, help="the model's budget (2000 = its full one)")
     p.add_argument("--work", default=os.path.join(REPO, "experiments", "bench_distill_prune"))
@@ -87,6 +116,8 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     dense = trained_teacher(args.work, args.teacher_steps)
     dense_loss = val_loss(dense)
+    if args.part == "sweep":
+        return sweep(dense, dense_loss, seeds, args)
     finetune = [f"budget.steps={args.finetune_steps}", "train.lr=3e-4", "train.min_lr=3e-5", "train.warmup_steps=20",
                 f"eval.interval={args.finetune_steps}", f"eval.batches={EVAL_BATCHES}"]
 

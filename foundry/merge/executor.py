@@ -4,8 +4,9 @@
     summary = merge(recipe, "out", dry_run=True)              # checks and plans; writes nothing
 
 Streaming: each output tensor's inputs are read when it is merged (one tensor per input model),
-merged, cast and written at its planned offset in the output file, then dropped: peak memory is
-about the largest tensor times (inputs + a few work buffers), never a model. The output takes the
+merged (the task-vector methods chunk by chunk, streaming.py), cast and written at its planned
+offset in the output file, then dropped: peak memory is about the largest tensor times (inputs + 1)
+plus chunk-sized buffers, never a model. The output takes the
 base model's format (the first model's without a base): a Foundry checkpoint
 (OUT/checkpoint/{model.safetensors, config.yaml, tokenizer.json} and OUT/config.yaml) or a Hugging
 Face folder (config.json, sharded safetensors with their index, the tokenizer files). Either way

@@ -45,11 +45,11 @@ def select(key_chunks, ranks: list[int]) -> list[tuple[int, int]]:
             bits = bits or keys.element_size() * 8
             shift = bits - DIGIT * (level + 1)
             if level == 0:                           # the top digit carries the sign; one histogram serves all
-                counts[0] += torch.bincount(((keys >> shift) + (1 << (DIGIT - 1))).long(), minlength=1 << DIGIT)
+                counts[0] += torch.bincount((keys >> shift) + (1 << (DIGIT - 1)), minlength=1 << DIGIT)
                 continue
             for r in range(len(ranks)):
                 digits = keys[(keys >> (shift + DIGIT)) == prefixes[r]] >> shift & ((1 << DIGIT) - 1)
-                counts[r] += torch.bincount(digits.long(), minlength=1 << DIGIT)
+                counts[r] += torch.bincount(digits, minlength=1 << DIGIT)
         if bits is None:                             # no keys at all
             break
         counts = [counts[0]] * len(ranks) if level == 0 else counts
