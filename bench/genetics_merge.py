@@ -6,7 +6,8 @@ recipe (run_cmaes: per-layer linear weights of the two fine-tunes) against the b
 uniform linear merge, on the held-out split, for several seeds.
 
     FOUNDRY_DATA=../shared/data python bench/genetics_merge.py --runs runs/merge-useful --out runs/genetics-merge \\
-        [--seeds 0,1,2,3,4] [--population 8] [--generations 6] [--batches 4] [--heldout-batches 16] [--json]
+        [--seeds 0,1,2,3,4] [--population 8] [--generations 6] [--ga-population 16] [--ga-generations 4]
+        [--batches 4] [--heldout-batches 16] [--json]
 
 Fitness (search and held-out alike): -(bpb on Shakespeare + bpb on Python) / 2, the weighted
 plugin over two val_bpb parts; the search sees the first half of each corpus's validation split,
