@@ -33,6 +33,19 @@ def trained(folder: str, overrides: list[str], config: str = os.path.join(REPO, 
     return folder
 
 
+def train_parents(runs: str, base_tokens: int, ft_tokens: int) -> dict:
+    """The base and its two fine-tunes under `runs` (what is missing is trained): {name: folder}."""
+    common = ["eval.interval=100000", "train.warmup_steps=5"]
+    trained(os.path.join(runs, "base"), [f"budget.tokens={base_tokens}", "name=base", *common])
+    fine = [f"budget.tokens={ft_tokens}", f"train.init_from={os.path.join(runs, 'base')}", "train.lr=1e-3",
+            "train.min_lr=1e-4", "train.dtype=fp32", *common]
+    base_config = os.path.join(runs, "base", "config.yaml")         # the fine-tunes keep the base's model
+    trained(os.path.join(runs, "ft_shakespeare"), [*fine, f"data.source={CORPORA['shakespeare']}", "name=ft_shakespeare"],
+            base_config)
+    trained(os.path.join(runs, "ft_python"), [*fine, "data.source=builtin", "train.seed=7", "name=ft_python"], base_config)
+    return {name: os.path.join(runs, name) for name in ("base", "ft_shakespeare", "ft_python")}
+
+
 def recipes(runs: str) -> dict:
     base, s, p = (os.path.join(runs, n) for n in ("base", "ft_shakespeare", "ft_python"))
     both = lambda params: [{"model": m, "parameters": params} for m in (s, p)]  # noqa: E731
@@ -75,14 +88,7 @@ def main() -> int:
         print("FOUNDRY_DATA is not set (the folder with tinyshakespeare.txt)")
         return 1
     runs = os.path.abspath(args.runs)
-    common = ["eval.interval=100000", "train.warmup_steps=5"]
-    trained(os.path.join(runs, "base"), [f"budget.tokens={args.base_tokens}", "name=base", *common])
-    fine = [f"budget.tokens={args.ft_tokens}", f"train.init_from={os.path.join(runs, 'base')}", "train.lr=1e-3",
-            "train.min_lr=1e-4", "train.dtype=fp32", *common]
-    base_config = os.path.join(runs, "base", "config.yaml")         # the fine-tunes keep the base's model
-    trained(os.path.join(runs, "ft_shakespeare"), [*fine, f"data.source={CORPORA['shakespeare']}", "name=ft_shakespeare"],
-            base_config)
-    trained(os.path.join(runs, "ft_python"), [*fine, "data.source=builtin", "train.seed=7", "name=ft_python"], base_config)
+    train_parents(runs, args.base_tokens, args.ft_tokens)
     merged = {}
     for name, recipe in recipes(runs).items():
         out = os.path.join(runs, "merged-" + name.replace(" ", "-").replace("/", "-"))

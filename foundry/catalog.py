@@ -20,11 +20,11 @@ from foundry.config import (
     ConfigError,
     in_range,
     layer_config,
-    layer_selector,
     parse,
     parse_file,
     shown,
 )
+from foundry.config_layers import selector_sets
 from foundry.data import FORMATS, TOKENIZERS
 from foundry.data.curriculum import check as check_curriculum
 from foundry.data.filters import check_filters
@@ -32,6 +32,7 @@ from foundry.data.packing import PACKINGS
 from foundry.distill.losses import DISTILL_LOSSES
 from foundry.errors import UserError
 from foundry.model.modules import BROKEN, BROKEN_NAMES, REGISTRIES
+from foundry.model.stages import check as check_stages
 from foundry.prune.scores import PRUNE_METHODS, PRUNE_SCOPES, parse_pattern
 from foundry.training.losses import LOSSES
 from foundry.training.parallel import STRATEGIES, STRATEGY_NAMES
@@ -84,16 +85,14 @@ def _check_model_components(cfg: Config, model_cfg, where: str) -> None:
 
 def layer_groups(m) -> list[tuple[object, int, int]]:
     """(settings, first layer index, layer count) of each distinct per-layer config of `m`: the
-    layers that the same `model.layers` selectors name share their settings. One pass over the
-    layers per selector, so a deep model costs milliseconds, not n_layer squared."""
-    if not m.layers:
+    layers that the same stages and `model.layers` selectors name share their settings. One pass
+    over the layers per selector, so a deep model costs milliseconds, not n_layer squared."""
+    if not m.layers and not m.stages:
         return [(m, 0, m.n_layer)]
-    named = []
-    for selector in m.layers:
-        try:
-            named.append(set(layer_selector(selector, m.n_layer)))
-        except ValueError as e:
-            raise ConfigError(f"model.layers.{selector}: {e}") from None
+    try:
+        named = [indices for _, indices in selector_sets(m)]
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     groups: dict[tuple, list[int]] = {}
     for index in range(m.n_layer):
         signature = tuple(i for i, indices in enumerate(named) if index in indices)
@@ -104,7 +103,9 @@ def layer_groups(m) -> list[tuple[object, int, int]]:
 def _check_layers(cfg: Config, groups) -> None:
     for layer, index, _ in groups:
         if layer is not cfg.model:
-            where = f"model.layers (layer {index}): "
+            stage = [key for key, indices in selector_sets(cfg.model) if key.startswith("model.stages.")
+                     and key.count(".") == 2 and index in indices]
+            where = f"{stage[0]} (layer {index}): " if stage else f"model.layers (layer {index}): "
             _check_numbers({"model": layer}, where)
             _check_shape(layer, where)
             _check_model_components(cfg, layer, where)
@@ -129,6 +130,9 @@ RANGES = {
     "model.rope_factor": "(0, 1e6]", "model.rope_low_freq_factor": "(0, 1e6]",
     "model.rope_high_freq_factor": "(0, 1e6]", "model.rope_original_positions": "[1, 1e8]",
     "model.norm_eps": "[0, 1)", "model.mlp_hidden": "[0, 1e8]",
+    "model.retention_chunk": "[0, 1e8]", "model.d_state": "[1, 4096]", "model.d_conv": "[1, 64]",
+    "model.expand": "[1, 64]", "model.router_top_k": "[1, 64]", "model.router_temperature": "(0, 1e6]",
+    "model.router_aux_weight": "[0, 100]",
     "train.lr": "(0, 1000]", "train.min_lr": "[0, 1000]", "train.warmup_steps": "[0, 1e12]",
     "train.batch_size": "[1, 1e7]", "train.grad_accum": "[1, 1e6]", "train.weight_decay": "[0, 10]",
     "train.grad_clip": "[0, 1e9]", "train.seed": "[0, 4294967295]", "train.focal_gamma": "[0, 100]",
@@ -157,13 +161,15 @@ def count_params(cfg: Config, groups) -> int:
     import torch
 
     from foundry.model.gpt import GPT, Block
+    from foundry.model.stages import Pipeline
     m = dataclasses.replace(cfg.model, vocab_size=_vocab(cfg))
 
     def numel(module) -> int:
         return sum(p.numel() for p in module.parameters())
     with torch.device("meta"):
-        shell = GPT(dataclasses.replace(m, n_layer=1, layers={}))
-        return numel(shell) - numel(shell.blocks[0]) + sum(count * numel(Block(m, first)) for _, first, count in groups)
+        shell = GPT(dataclasses.replace(m, n_layer=1, layers={}, stages=[]))
+        pipeline = numel(Pipeline(m)) if m.stages else 0    # latent stages' weights
+        return numel(shell) - numel(shell.blocks[0]) + pipeline + sum(count * numel(Block(m, first)) for _, first, count in groups)
 
 
 def _vocab(cfg: Config) -> int:
@@ -226,6 +232,7 @@ def validate(cfg: Config) -> None:
     groups = layer_groups(m)
     _check_model_components(cfg, m, "")
     _check_layers(cfg, groups)
+    check_stages(cfg)
     if cfg.fusion:
         _check_experts(cfg)
     check_name("train.loss", t.loss, LOSSES)

@@ -119,6 +119,11 @@ def _merge(argv):
     return merge_main(argv)
 
 
+def _genetics(argv):
+    from foundry.genetics.cli import genetics_main
+    return genetics_main(argv)
+
+
 USAGE = """usage: foundry COMMAND [options]      (foundry COMMAND --help for its options)
 
 Foundry trains small language models, mutates their configs, ranks the variants with
@@ -183,6 +188,7 @@ COMMANDS = {
     "zoo": (_zoo, "presets; Hugging Face Llama / Mistral / Qwen2 / GPT-2 import and export"),
     "fuse": (_fuse, "fuse experts' blocks (any family, any width) with adapters and routers; `fuse report RUN`"),
     "merge": (_merge, "merge models with a mergekit-format recipe (linear, slerp, ties, dare, ...)"),
+    "genetics": (_genetics, "evolve model weights (SLERP, mutation, selection) or merge recipes (CMA-ES)"),
     "train-rung": (_train_rung, "train, pausing after N tokens of a longer run (ASHA rungs of foundry sweep)"),
     "distill": (_distill, "distill cache: a teacher's top-k logits for a student's training stream"),
     "prune": (_prune, "prune a run (magnitude, saliency, wanda, N:M, heads/neurons/layers) into a new run"),

@@ -3,7 +3,7 @@
     cfg = parse_file("baselines/tiny.yaml", ["model.n_layer=6", "train.lr=3e-4"])
     save(cfg, "out.yaml")            # writes YAML that loads back to an equal config
     config_hash(cfg)                 # stable content hash (lineage fields excluded)
-    layer_config(cfg.model, 3)       # the settings of layer 3 (model.layers applied)
+    layer_config(cfg.model, 3)       # the settings of layer 3 (model.stages, model.layers applied)
 
 A YAML file lists only what differs from the defaults below. Unknown keys and wrong types
 raise ConfigError naming the key. `model.preset: NAME` fills the model keys a file leaves out from
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from foundry.config_layers import coerce_stages, layer_config, layer_selector, stage_depth  # noqa: F401 (schema)
 from foundry.config_sections import CurriculumConfig, DistillConfig, EvalConfig, FeatureConfig, PruneConfig  # noqa: F401
 from foundry.errors import UserError
 from foundry.io import atomic_write_text, read_yaml_mapping
@@ -55,6 +56,14 @@ class ModelConfig:
     stride: int = 0             # sparse: strided "summary" columns every `stride` tokens
     kv_lora_rank: int = 0       # mla: latent width (0 = n_embd // 4)
     rope_dim: int = 0           # mla: decoupled rope width per head (0 = head_dim // 2)
+    retention_chunk: int = 0    # retention: chunk length of the chunked form in training; 0 = the parallel form
+    d_state: int = 16           # ssm: state numbers per channel
+    d_conv: int = 4             # ssm: taps of the causal depthwise conv
+    expand: int = 2             # ssm: inner width = expand x n_embd
+    router_mixers: list[str] = field(default_factory=lambda: ["mha", "retention", "ssm"])  # routed: the mixers
+    router_top_k: int = 2       # routed: mixers each token takes
+    router_temperature: float = 1.0  # routed: softmax(logits / temperature)
+    router_aux_weight: float = 1e-2  # routed: weight of the balance loss
     n_experts: int = 4          # moe
     top_k: int = 2              # moe
     capacity_factor: float = 1.25
@@ -78,6 +87,8 @@ class ModelConfig:
     # per-layer settings over the model-wide ones: {selector: {key: value}}, a selector being a
     # layer index ("3", "-1") or a slice ("1::2" = odd layers); keys from PER_LAYER_KEYS
     layers: dict[str, dict] = field(default_factory=dict)
+    # an ordered pipeline of named stages (encoder, latent, decoder stacks): config_layers.py
+    stages: list[dict] = field(default_factory=list)
 
     @property
     def kv_heads(self) -> int:
@@ -187,41 +198,9 @@ REPLACED_KEYS = {"eval.batches": "replaced by eval.bytes, the bytes of validatio
                                  "depends on batch size and context); remove it, or set eval.bytes (0 = the whole split)"}
 # ModelConfig keys that `model.layers` may set for some layers only; the rest are model-wide
 PER_LAYER_KEYS = ("attention", "activation", "ffn", "mlp_ratio", "qk_norm", "window", "stride", "n_kv_head",
-                  "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor", "n_head", "mlp_hidden")
-
-
-# ---------------------------------------------------------------- per-layer variety
-def layer_selector(selector: str, n_layer: int) -> list[int]:
-    """Layer indices a `model.layers` key names: "3", "-1" (the last), or a slice "1::2", "0:4".
-
-    Raises ValueError with the reason for a key that is not an index or slice, or out of range.
-    """
-    text = str(selector).strip()
-    if ":" not in text:
-        index = int(text)
-        if not -n_layer <= index < n_layer:
-            raise ValueError(f"layer {index} is out of range for n_layer={n_layer}")
-        return [index % n_layer]
-    parts = text.split(":")
-    if len(parts) > 3:
-        raise ValueError(f"{text!r} is not a slice like 1::2")
-    bounds = [int(p) if p.strip() else None for p in parts]
-    picked = list(range(n_layer))[slice(*bounds)]
-    if not picked:
-        raise ValueError(f"{text!r} selects no layer of n_layer={n_layer}")
-    return picked
-
-
-def layer_config(model_cfg, index: int):
-    """The ModelConfig of layer `index`: model-wide values with its `model.layers` entries applied
-    in file order (a later key overrides an earlier one). Layers without entries get model_cfg itself."""
-    changes = {}
-    for selector, values in model_cfg.layers.items():
-        if index in layer_selector(selector, model_cfg.n_layer):
-            changes.update(values)
-    if not changes:
-        return model_cfg
-    return dataclasses.replace(model_cfg, layers={}, **changes)
+                  "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor", "n_head", "mlp_hidden",
+                  "retention_chunk", "d_state", "d_conv", "expand", "router_mixers", "router_top_k",
+                  "router_temperature")
 
 
 # ---------------------------------------------------------------- conversion
@@ -314,6 +293,14 @@ def _type_hints(cls) -> dict:
     return typing.get_type_hints(cls)   # resolving annotations is slow; the classes never change
 
 
+def _coerce_stages(value, key: str) -> list[dict]:
+    hints = _type_hints(ModelConfig)
+    try:
+        return coerce_stages(value, key, {k: hints[k] for k in PER_LAYER_KEYS}, _coerce, _coerce_layers)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def build_dataclass(cls, data: dict, prefix: str = ""):
     """A (nested) dataclass from a dict, checking keys and types; ConfigError names the dotted key."""
     if not isinstance(data, dict):
@@ -334,12 +321,19 @@ def build_dataclass(cls, data: dict, prefix: str = ""):
             kwargs[key] = build_dataclass(typ, {} if value is None else value, dotted + ".")
         elif cls is ModelConfig and key == "layers":
             kwargs[key] = _coerce_layers(value, dotted)
+        elif cls is ModelConfig and key == "stages":
+            kwargs[key] = _coerce_stages(value, dotted)
         elif typ is dict:  # a section whose owner checks it (Config.fusion)
             if not isinstance(value, dict):
                 raise ConfigError(f"{dotted}: expected a mapping, got {value!r}")
             kwargs[key] = value
         else:
             kwargs[key] = _coerce(value, typ, dotted)
+    if cls is ModelConfig and kwargs.get("stages"):
+        try:
+            kwargs["n_layer"] = stage_depth(kwargs["stages"], kwargs.get("n_layer"), prefix.rstrip("."))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return cls(**kwargs)
 
 

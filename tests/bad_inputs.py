@@ -11,6 +11,7 @@ A case is (arguments with {placeholders}, text the message must contain). Placeh
 a shrunk tiny.yaml; {run} a trained run folder; {corpus} its text file; {seeds} a JSONL of instructions; {bad_weights} {bad_state} {bad_tokenizer}
 copies of it with one file damaged; {resumable} an intact copy to resume; {file} an existing
 plain file; {folder} an existing folder; {binary} {latin1} {list_model} broken YAML files;
+{genetics} a genetics recipe that starts from a checkpoint that does not exist;
 {repo} a git repository with baselines/ (tiny.yaml, dirty.yaml edited since its commit,
 untracked.yaml never added, broken.yaml committed but invalid).
 """
@@ -85,6 +86,11 @@ CASES = {
         ("merge {root}/missing.yaml --out {root}/merged", "missing.yaml: cannot read"),
         ("merge {binary} --out {root}/merged", "binary.yaml: invalid YAML"),
         ("fuse {root}/missing.yaml --out {root}/fused", "missing.yaml: cannot read"),
+        ("genetics {root}/missing.yaml --out {root}/evolved", "missing.yaml: cannot read"),
+        ("genetics {binary} --out {root}/evolved", "binary.yaml: invalid YAML"),
+        ("genetics {tiny} --out {root}/evolved", "tiny.yaml: name: unknown key (valid: population"),
+        ("genetics {genetics} --out {root}/evolved", "genetics.yaml: init.from[0]: nowhere is not a Foundry checkpoint"),
+        ("genetics {genetics} --out {file}", "exists and is not a folder"),
         ("distill cache {root}/nothere {tiny} --top-k 4 --out {root}/cache", "nothere: not a Foundry checkpoint"),
         ("prune {root}/nothere --method magnitude --out {root}/pruned", "nothere: not a Foundry checkpoint"),
         ("train {tiny} --out {file}", "exists and is not a folder"),
@@ -142,7 +148,26 @@ CASES = {
         ("zoo export {run} --out {root}/out --max-shard-size huge", "--max-shard-size: expected a size"),
         ("zoo export {run} --out {root}/out --family nope", "--family: unknown 'nope'"),
         ("zoo frobnicate", "invalid choice: 'frobnicate'"),
+        ("genetics {genetics} --out {root}/evolved --workers -1", "--workers: expected 'auto' or a number"),
+        ("genetics {genetics} --out {root}/evolved --timeout nan", "--timeout: must be in (0, 1e7], got nan"),
+        ("genetics {genetics} --out {root}/evolved --backend slurm", "argument --backend: invalid choice: 'slurm'"),
         ("zoo list --jsn", "unrecognized arguments: --jsn"),
+    ],
+    "stages": [   # model.stages pipelines that cannot train or generate: the stage and key named
+        ("validate {tiny} model.n_layer=2 \"model.stages=[{{name: enc, kind: encoder}}, {{name: dec, kind: decoder}}]\"",
+         "model.stages.enc.kind: a non-causal encoder must feed a latent stage right after it"),
+        ("train {tiny} \"model.stages=[{{name: dec, kind: decoder, n_layer: 2}}]\" --out {root}/out",
+         "model.n_layer: 1, but model.stages hold 2 layers (dec 2)"),
+        ("validate {tiny} model.n_layer=1 \"model.stages=[{{name: dec, kind: stack}}]\"", "model.stages.dec.kind: unknown 'stack'"),
+        ("validate {tiny} model.n_layer=1 \"model.stages=[{{name: dec, kind: decoder, d_latent: 8}}]\"",
+         "model.stages.dec.d_latent: not a key of a decoder stage"),
+        ("validate {tiny} model.n_layer=1 \"model.stages=[{{name: dec, kind: decoder, attention: sliding_window}}]\"",
+         "model.stages.dec (layer 0): model.attention: sliding_window needs model.window > 0"),
+        ("validate {tiny} model.n_layer=1 \"model.stages=[{{name: z, kind: latent, rank: 0}}, {{name: dec, kind: decoder}}]\"",
+         "model.stages.z.rank: must be in [1, 1e6], got 0"),
+        ("validate {tiny} model.n_layer=1 \"model.stages=[{{name: dec, kind: decoder}}, {{name: z, kind: latent}}]\"",
+         "model.stages.z: a latent stage needs a decoder stage after it"),
+        ("mutate stage_depth plus1_first --baseline {tiny} --out {root}/out", "no model.stages"),
     ],
     "supervisor": [   # `foundry run` refusals: no campaign folder, no lock, no campaign.yaml left behind
         ("run --baseline {repo}/baselines/missing.yaml", "missing.yaml: cannot read"),
@@ -219,6 +244,7 @@ def build_sandbox(root: str) -> dict:
     files = {"file": ("notes.txt", b"a plain file\n"), "binary": ("binary.yaml", b"\x00\x01\x02model: 1\x00"),
              "latin1": ("latin1.yaml", "name: caf\xe9\n".encode("latin-1")),
              "list_model": ("list.yaml", b"model: []\n"),
+             "genetics": ("genetics.yaml", b"fitness: {name: val_bpb}\ninit: {from: nowhere}\n"),
              "seeds": ("seeds.jsonl", b'{"instruction": "Name a colour."}\n{"instruction": "Count to three."}\n')}
     for key, (name, data) in files.items():
         paths[key] = os.path.join(root, name)

@@ -60,6 +60,11 @@ def test_command_line_values(sandbox, template, message, capsys, monkeypatch):
     refused(sandbox, template, message, capsys, monkeypatch)
 
 
+@pytest.mark.parametrize("template,message", CASES["stages"])
+def test_inconsistent_stage_pipelines(sandbox, template, message, capsys, monkeypatch):
+    refused(sandbox, template, message, capsys, monkeypatch)
+
+
 @pytest.mark.parametrize("template,message", CASES["supervisor"])
 def test_supervisor_refusals_leave_no_campaign_behind(sandbox, template, message, capsys, monkeypatch):
     refused(sandbox, template, message, capsys, monkeypatch)

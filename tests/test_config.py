@@ -4,7 +4,8 @@ import pytest
 from foundry import catalog, config
 from foundry.config import ConfigError
 
-BASELINES = ["baselines/tiny.yaml", "baselines/shakespeare_char.yaml"]
+BASELINES = ["baselines/tiny.yaml", "baselines/shakespeare_char.yaml", "baselines/nanogpt.yaml",
+             "baselines/free_transformer.yaml"]
 
 
 @pytest.mark.parametrize("path", BASELINES)

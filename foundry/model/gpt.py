@@ -2,7 +2,8 @@
 
 Every part comes from a registry in foundry.model.modules, named in the config; each block is
 built from its own layer's settings (`model.layers` may give some layers other components), and
-the components keep the contract in foundry/model/protocols.py:
+the components keep the contract in foundry/model/protocols.py. `model.stages` (encoder, latent,
+decoder stacks) decides how the blocks run: foundry/model/stages.py.
 
     model = GPT(cfg.model)                     # cfg.model.vocab_size must be set
     logits = model(idx)                        # (B, T) -> (B, T, vocab)
@@ -22,6 +23,7 @@ from torch.utils.checkpoint import checkpoint
 from foundry.config import layer_config
 from foundry.model.modules import ATTENTION, FFNS, NORMS, POSITIONS
 from foundry.model.modules.masks import packed_documents
+from foundry.model.stages import Pipeline
 
 
 class Block(nn.Module):
@@ -50,6 +52,7 @@ class GPT(nn.Module):
         self.position = POSITIONS[cfg.position](cfg)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
+        self.pipeline = Pipeline(cfg)  # model.stages over the blocks (foundry/model/stages.py)
         self.norm_f = NORMS[cfg.norm](cfg.n_embd, cfg)
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
@@ -57,6 +60,8 @@ class GPT(nn.Module):
         residual = {id(p) for p in self.residual_projections()}
         # GPT-2 init; the residual projections scaled by depth. One pass in module order.
         self.apply(lambda module: self._init_weights(module, id(module) in residual))
+        for latent in self.pipeline.latents.values():
+            latent.zero_init()
 
     def _init_weights(self, module, residual: bool):
         if isinstance(module, nn.Linear):
@@ -87,22 +92,28 @@ class GPT(nn.Module):
         if pos_emb is not None:
             x = x + pos_emb
         x = self.drop(x)
-        for i, block in enumerate(self.blocks):
-            cache = caches[i] if caches is not None else None
-            if self.cfg.gradient_checkpointing and self.training:
-                x = checkpoint(block, x, self.position, cache, start, documents, use_reentrant=False)
-            else:
-                x = block(x, self.position, cache, start, documents)
+        x = self.pipeline(x, self._run_block, caches, start, documents, doc_ids)
         return self.lm_head(self.norm_f(x))
 
+    def _run_block(self, i, x, caches, start, documents):
+        cache = caches[i] if caches is not None else None
+        if self.cfg.gradient_checkpointing and self.training:
+            return checkpoint(self.blocks[i], x, self.position, cache, start, documents, use_reentrant=False)
+        return self.blocks[i](x, self.position, cache, start, documents)
+
     def aux_loss(self):
-        """Sum of auxiliary losses (MoE balance, router z-loss) from the last forward pass."""
-        losses = [b.ffn.aux_loss for b in self.blocks if b.ffn.aux_loss is not None]
+        """Sum of auxiliary losses (MoE balance, router z-loss, mixer routers) from the last forward pass."""
+        losses = [m.aux_loss for b in self.blocks for m in (b.attn, b.ffn) if m.aux_loss is not None]
+        kl = self.pipeline.aux_loss()  # the latent stages' KL terms
+        losses += [kl] if kl is not None else []
         return sum(losses) if losses else None
 
     def ffn_stats(self) -> dict:
-        """{"layer_I/NAME": detached scalar} from each feed-forward's last forward pass (MoE load, ...)."""
-        return {f"layer_{b.layer_index}/{k}": v for b in self.blocks for k, v in b.ffn.stats.items()}
+        """{"layer_I/NAME": detached scalar} from each feed-forward's and mixer's last forward pass (MoE load,
+        routed mixers' use, ...)."""
+        return {**{f"layer_{b.layer_index}/{k}": v for b in self.blocks for m in (b.attn, b.ffn)
+                   for k, v in m.stats.items()},
+                **self.pipeline.stats()}  # "STAGE/kl" of each latent stage
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, stop_tokens=()):
@@ -143,13 +154,19 @@ class GPT(nn.Module):
         return n
 
     def flops_per_token(self) -> int:
-        """Training FLOPs per token: 6 N for the matmuls plus 6 L T C for attention scores (PaLM).
+        """Training FLOPs per token: 6 N for the matmuls plus each mixer's own (6 T C for attention scores,
+        PaLM; a sliding window's band; a state-space scan).
 
         N counts weights used in a matmul: embedding lookups are free, but a tied lm_head is not;
-        a mixture-of-experts FFN counts only its top_k active experts (its `inactive_params` are out).
+        a mixture-of-experts FFN counts only its top_k active experts (its `inactive_params` are out);
+        an encoder stage's blocks count twice (foundry/model/stages.py).
         """
         c = self.cfg
         n = self.num_params(non_embedding=True) + (c.vocab_size * c.n_embd if c.tie_embeddings else 0)
         n -= sum(block.ffn.inactive_params() for block in self.blocks)
-        attention_width = sum(b.cfg.n_head * b.cfg.head_dim for b in self.blocks)  # n_layer * n_embd unless pruned
-        return int(6 * n + 6 * c.block_size * attention_width)
+        runs = [1] * len(self.blocks)  # encoder stages run their blocks in both directions in training
+        for i in self.pipeline.encoder_layers():
+            runs[i] = 2
+            n += sum(p.numel() for p in self.blocks[i].parameters()) - self.blocks[i].ffn.inactive_params()
+        mixing = sum(r * b.attn.mixing_flops(b.cfg) for r, b in zip(runs, self.blocks))  # scores, scans (protocols.py)
+        return int(6 * n + mixing)

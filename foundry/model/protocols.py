@@ -10,6 +10,7 @@ layer's ModelConfig: the model-wide settings with `model.layers` applied):
                         needs (keys/values, a latent, a state) and reads it back on the next call.
                         `documents` (packed rows, data.packing: bin; never with a cache): use its
                         per-document positions and never attend across its `same` mask.
+                        Like a FeedForward it may leave `aux_loss` and `stats` (a router's balance).
     MLP(cfg)            forward(x (B, T, C)) -> (B, T, C); the kind `model.activation` names
     FeedForward(cfg)    forward(x (B, T, C)) -> (B, T, C); `model.ffn`: dense or a mixture of MLPs
     Norm(dim, cfg)      forward(x (..., dim)) -> (..., dim)
@@ -34,11 +35,20 @@ class Component(nn.Module):
 
 
 class Attention(Component):
+    def __init__(self):
+        super().__init__()
+        self.aux_loss, self.stats = None, {}  # as FeedForward's: set by each forward that has them
+
     def forward(self, x, position, cache=None, start=0, documents=None):  # (B, T, C) -> (B, T, C)
         raise NotImplementedError
 
     def residual_projections(self) -> list[nn.Linear]:
         raise NotImplementedError(f"{type(self).__name__} must list its residual_projections()")
+
+    def mixing_flops(self, cfg) -> int:
+        """Training FLOPs per token of the mixing itself, beyond its weights' 6 N (cfg: the layer's
+        ModelConfig). Attention: scores and their weighted sum over the causal context, 6 T x width (PaLM)."""
+        return 6 * cfg.block_size * cfg.n_head * cfg.head_dim
 
 
 class MLP(Component):

@@ -7,7 +7,7 @@
 MUTATIONS maps type -> (function, variants); a function is `f(cfg, variant) -> Config` and never
 edits its input. apply() appends "type:variant" to `mutations`, sets `parent` to the source name
 and suffixes `name`, so mutations stack. To add a type: write the function in architecture.py,
-training.py or data.py and add it to the registry dict at the end of that file.
+training.py, data.py or pipeline.py (model.stages and token mixers) and add it to the registry dict at the end of that file.
 CLI: `foundry mutate TYPE VARIANT [--baseline PATH] [--out DIR]`, `foundry mutate --list --json`.
 """
 from __future__ import annotations
@@ -19,9 +19,10 @@ from foundry.errors import UserError
 from foundry.mutate.architecture import ARCHITECTURE
 from foundry.mutate.data import DATA
 from foundry.mutate.edit import NotApplicable, fixed_weights_reason
+from foundry.mutate.pipeline import PIPELINE, builds_the_same
 from foundry.mutate.training import TRAINING
 
-MUTATIONS = {**ARCHITECTURE, **TRAINING, **DATA}
+MUTATIONS = {**ARCHITECTURE, **PIPELINE, **TRAINING, **DATA}
 # types whose function scales by factor_of(variant): any factor "xF" (F > 0) is a valid variant of them,
 # the listed ones are the defaults (the learned proposer tunes lr, warmup and weight_decay this way)
 FACTOR_TYPES = ("lr", "batch_size", "warmup", "weight_decay", "width", "heads", "context")
@@ -72,7 +73,7 @@ def apply(cfg: Config, mutation_type: str, variant: str) -> Config:
         raise NotApplicable(f"mutation {tag} does not apply to {cfg.name}: {e}") from None
     except ConfigError as e:
         raise UserError(f"mutation {tag} gives an invalid config from {cfg.name}: {e}") from None
-    if config_hash(child) == config_hash(cfg):
+    if config_hash(child) == config_hash(cfg) or builds_the_same(cfg, child):
         raise NoOpMutation(f"mutation {tag} changes nothing in {cfg.name}")
     reason = fixed_weights_reason(cfg, child)
     if reason:

@@ -54,6 +54,8 @@ def ffn(cfg, variant):
 def depth(cfg, variant):
     """Number of transformer blocks: one fewer/more, half, double."""
     n = cfg.model.n_layer
+    if cfg.model.stages:
+        raise NotApplicable("model.stages set the depth per stage (mutation stage_depth)")
     new = {"minus1": n - 1, "plus1": n + 1, "half": n // 2, "double": n * 2}[variant]
     if new < 1:
         raise NotApplicable(f"model.n_layer={n} cannot go to {new}")

@@ -165,6 +165,8 @@ def prune_structured(model, kind: str, amount: float, x, scope: str = "layer"):
                         f"got {amount}, {scope!r}")
     if masked_modules(model):
         raise UserError("structured pruning of a model that already has pruning masks is not supported")
+    if cfg.stages:
+        raise UserError("structured pruning of a model with model.stages is not supported (its stages fix the layers)")
     head_dims = {layer_config(cfg, i).head_dim for i in range(cfg.n_layer)}
     if kind == "heads":
         if model.position.__class__.bias is not Position.bias:

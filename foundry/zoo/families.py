@@ -66,6 +66,8 @@ def resolved(m):
 
 def misfit(family: Family, m) -> str | None:
     """Why `family` cannot express model config `m`, or None."""
+    if m.stages:
+        return "model.stages (a pipeline of stages; a Hugging Face family is one decoder stack)"
     for key, accepted in family.requires.items():
         value = getattr(m, key)
         if value not in accepted:

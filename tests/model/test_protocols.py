@@ -91,6 +91,16 @@ def budget(kind, m) -> float:
     return {"activation": mlp, "ffn": mlp, "attention": 4 * m.n_embd ** 2}[kind]
 
 
+def mixer_weights(name, m) -> int:
+    """Exact weight-matrix counts of the token mixers that are not attention."""
+    C, E, rank = m.n_embd, m.expand * m.n_embd, math.ceil(m.n_embd / 16)
+    count = {"retention": 5 * C * C,  # q, k, v, the swish gate and the output (RetNet)
+             "ssm": 2 * E * C + E * m.d_conv + E * (rank + 2 * m.d_state) + rank * E + E * C}  # A_log is flat
+    if name == "routed":  # its mixers and the router
+        return sum(mixer_weights(n, m) if n in count else 4 * C * C for n in m.router_mixers) + C * len(m.router_mixers)
+    return count[name]
+
+
 @pytest.mark.parametrize("kind,name", WRITERS, ids=ids(WRITERS))
 def test_parameter_count_fits_the_kind(kind, name, tiny_config):
     cfg = tiny_config(kind, name, n_embd=64)
@@ -101,6 +111,8 @@ def test_parameter_count_fits_the_kind(kind, name, tiny_config):
     if kind == "ffn" and name == "moe":  # n_experts MLPs and a router
         expected = m.n_experts * expected + m.n_embd * m.n_experts
         assert weights == pytest.approx(expected, rel=0.1)
+    elif name in ("retention", "ssm", "routed"):
+        assert weights == mixer_weights(name, m)
     elif kind == "attention":
         assert weights <= 1.1 * expected, f"{name}: {weights} weights, more than full attention's {expected}"
     else:

@@ -1,7 +1,9 @@
 """Every registered mutation type and variant: differs from its input, validates, carries lineage."""
+import os
 import random
 
 import pytest
+import yaml
 
 from foundry.catalog import from_dict
 from foundry.config import config_hash, to_dict
@@ -14,19 +16,24 @@ from foundry.mutate import (
     parse_label,
     propose,
 )
+from tests.conftest import REPO
 
 BASE = {"name": "base", "budget": {"tokens": 20000}}
+with open(os.path.join(REPO, "baselines", "free_transformer.yaml")) as f:
+    PIPELINE_MODEL = yaml.safe_load(f)["model"]   # model.stages: encoder, latent, routed, windowed
 ALL_VARIANTS = [(t, v) for t, (_, variants) in MUTATIONS.items() for v in variants]
 
 
 def _bases(mutation_type, variant):
     """Configs on which the mutation can act: the default, one fine-tuning with LoRA, one with a chat source
-    (and one rendering it as chatml), a student distilled from a teacher, and each of those moved by
+    (and one rendering it as chatml), a student distilled from a teacher, the Free Transformer pipeline
+    (baselines/free_transformer.yaml's model), and each of those moved by
     another variant of the same type (so 'rmsnorm' has a 'layernorm')."""
     roots = [from_dict(BASE), from_dict({**BASE, "name": "lora", "train": {"lora_rank": 8, "init_from": "runs/pretrained"}}),
              from_dict({**BASE, "name": "chat", "data": {"source": "chat.jsonl"}}),
              from_dict({**BASE, "name": "sft", "data": {"source": "chat.jsonl", "format": "chatml"}}),
-             from_dict({**BASE, "name": "student", "train": {"distill": {"teacher": "runs/teacher"}}})]
+             from_dict({**BASE, "name": "student", "train": {"distill": {"teacher": "runs/teacher"}}}),
+             from_dict({**BASE, "name": "pipeline", "model": PIPELINE_MODEL})]
     yield from roots
     for root in roots:
         for other in MUTATIONS[mutation_type][1]:

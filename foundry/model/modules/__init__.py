@@ -64,6 +64,15 @@ with component_file("sliding_window.py"):
 with component_file("sparse.py"):
     from foundry.model.modules import sparse
     ATTENTION.update(sparse.ATTENTION)
+with component_file("retention.py"):
+    from foundry.model.modules import retention
+    ATTENTION.update(retention.ATTENTION)
+with component_file("ssm.py"):
+    from foundry.model.modules import ssm
+    ATTENTION.update(ssm.ATTENTION)
+with component_file("routed.py"):
+    from foundry.model.modules import routed
+    ATTENTION.update(routed.ATTENTION)
 with component_file("rmsnorm.py"):
     from foundry.model.modules import rmsnorm
     NORMS.update(rmsnorm.NORMS)

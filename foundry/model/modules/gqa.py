@@ -2,7 +2,8 @@
 
 `mha`: every query head has its own key/value head (n_kv_head = n_head).
 `gqa`: n_kv_head groups shared by n_head // n_kv_head query heads each; 1 = multi-query.
-Generation passes a per-layer `cache` dict that holds the keys and values seen so far.
+Generation passes a per-layer `cache` dict that holds the keys and values seen so far (extend_cache;
+sliding_window keeps only its window).
 Heads are model.head_size wide (0 = n_embd // n_head), so a layer may have fewer heads (pruned).
 `model.qkv_bias` gives the query/key/value projections biases and the output none (Qwen2);
 `model.bias` gives all of them one.
@@ -47,15 +48,20 @@ class GroupedQueryAttention(Attention):
         q_pos = torch.arange(start, start + T, device=x.device) if documents is None else documents.positions
         q, k = position.rotate(q, k, q_pos, q_pos)
         if cache is not None:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
-        k_pos = torch.arange(k.shape[2], device=x.device) if documents is None else q_pos
+            k, v = self.extend_cache(cache, k, v)
+        k_pos = torch.arange(start + T - k.shape[2], start + T, device=x.device) if documents is None else q_pos
         y = self.attend(q, k, v, position, q_pos, k_pos, documents)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
     def residual_projections(self):
         return [self.c_proj]
+
+    def extend_cache(self, cache, k, v):
+        """Append this call's keys/values (B, Hkv, T, D) -> every key/value (the latest last) its queries see."""
+        if "k" in cache:
+            k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+        cache["k"], cache["v"] = k, v
+        return k, v
 
     def attend(self, q, k, v, position, q_pos, k_pos, documents=None):
         """q (B, H, Tq, D), k/v (B, Hkv, Tk, D) -> (B, H, Tq, D); `documents` keeps packed rows apart."""

@@ -143,6 +143,15 @@ INVALID = [
     ({"position": "llama3_rope", "rope_low_freq_factor": 4.0}, "0 < rope_low_freq_factor < rope_high_freq_factor"),
     ({"position": "llama3_rope", "rope_factor": 0.0}, "model.rope_factor: must be in (0, 1e6]"),
     ({"mlp_hidden": -1}, "model.mlp_hidden: must be in [0, 1e8]"),
+    ({"attention": "retention", "position": "alibi"}, "retention decays its scores itself; model.position=alibi"),
+    ({"attention": "ssm", "d_state": 0}, "model.d_state: must be in [1, 4096], got 0"),
+    ({"attention": "routed", "router_mixers": ["mha", "nope"]}, "routed: model.router_mixers must name distinct"),
+    ({"attention": "routed", "router_mixers": ["ssm", "ssm"]}, "routed: model.router_mixers must name distinct"),
+    ({"attention": "routed", "router_mixers": ["routed", "mha"]}, "routed: model.router_mixers must name distinct"),
+    ({"attention": "routed", "router_top_k": 4}, "routed needs 1 <= model.router_top_k <= 3 (the mixers), got 4"),
+    ({"attention": "routed", "router_mixers": ["mha", "sliding_window"]},
+     "routed mixer sliding_window: sliding_window needs model.window > 0"),
+    ({"attention": "routed", "router_temperature": 0.0}, "model.router_temperature: must be in (0, 1e6], got 0.0"),
 ]
 INVALID_TRAIN = [
     ({"loss": "focal", "focal_gamma": -1.0}, {}, "train.focal_gamma: must be in [0, 100], got -1.0"),
