@@ -92,7 +92,7 @@ class GPT(nn.Module):
         if pos_emb is not None:
             x = x + pos_emb
         x = self.drop(x)
-        x = self.pipeline(x, self._run_block, caches, start, documents, doc_ids)
+        x = self.pipeline(x, self._run_block, caches, start, documents, doc_ids, n_blocks=len(self.blocks))
         return self.lm_head(self.norm_f(x))
 
     def _run_block(self, i, x, caches, start, documents):

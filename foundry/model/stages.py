@@ -73,6 +73,7 @@ class Latent(nn.Module):
 class Pipeline(nn.Module):
     def __init__(self, cfg):
         super().__init__()
+        self.plain = not cfg.stages   # one decoder stage over whatever blocks the model holds
         stages = cfg.stages or [{"name": "decoder", "kind": "decoder", "n_layer": cfg.n_layer}]
         self.plan = [(s["kind"], s["name"], range(first, first + count))
                      for s, (first, count) in zip(stages, stage_spans(stages))]
@@ -80,9 +81,12 @@ class Pipeline(nn.Module):
         self.latents = nn.ModuleDict({s["name"]: Latent(cfg, s, later[i])
                                       for i, s in enumerate(stages) if s["kind"] == "latent"})
 
-    def forward(self, x, run_block, caches=None, start=0, documents=None, doc_ids=None):
+    def forward(self, x, run_block, caches=None, start=0, documents=None, doc_ids=None, n_blocks=None):
+        """n_blocks: the model's block count now (a plain model whose blocks were cut runs those)."""
         source, active = None, []   # the last encoder's output; [(latent, z, next target)]
         for kind, name, layers in self.plan:
+            if self.plain and n_blocks is not None:
+                layers = range(n_blocks)
             if kind == "encoder":
                 source = self.encode(x, layers, run_block, documents, doc_ids) if self.training else None
             elif kind == "latent":
