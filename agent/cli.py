@@ -1,7 +1,8 @@
 """`foundry run`, `foundry status`, `foundry runs`, `foundry history`.
 
     foundry run [--baseline baselines/tiny.yaml] [--campaign NAME] [--generations N | --hours H]
-                [--population P] [--workers N|auto] [--confirm-seeds K] [--min-delta D] [--z Z] ...
+                [--population P] [--workers N|auto] [--proposer random|learned] [--confirm-seeds K]
+                [--max-confirm-seeds M] [--alpha A] [--min-delta D] [--equal tokens|flops] ...
                 [--gpus-per-trial K] [--backend local|ray [--address auto|local|HOST:PORT]]
     foundry status [--campaign NAME] [--json]      foundry status RUN_DIR [--json]
     foundry runs [--campaign NAME] [--status S] [--gen G] [--variant V] [--limit N] [--json]
@@ -21,6 +22,7 @@ import signal
 import git
 
 from agent import settings as settings_mod
+from agent.code import run_supervised_code, trial_env
 from agent.ledger import Ledger
 from agent.lock import CampaignLock
 from agent.report import (
@@ -40,8 +42,10 @@ from foundry.runner.backends import add_backend_arguments, open_pool, pool_names
 
 FLAGS = {"population": "search.population", "workers": "search.workers", "seed": "search.seed",
          "trial_timeout": "search.trial_timeout_s", "keep_checkpoints": "search.keep_checkpoints",
-         "metric": "promotion.metric", "confirm_seeds": "promotion.confirm_seeds",
-         "min_delta": "promotion.min_delta", "z": "promotion.z", "proposer_command": "proposer.command",
+         "proposer": "search.proposer", "metric": "promotion.metric", "confirm_seeds": "promotion.confirm_seeds",
+         "max_confirm_seeds": "promotion.max_confirm_seeds", "min_delta": "promotion.min_delta",
+         "alpha": "promotion.alpha", "equal": "promotion.equal", "no_noise_control": "promotion.no_noise_control",
+         "proposer_command": "proposer.command",
          "backend": "search.backend", "address": "search.address", "gpus_per_trial": "search.gpus_per_trial",
          "cpus_per_trial": "search.cpus_per_trial"}
 
@@ -75,9 +79,17 @@ def run_main(argv) -> int:
     p.add_argument("--metric", help="summary.json key to rank on (default val_bpb, lower is better)")
     p.add_argument("--higher-is-better", dest="higher_is_better", action="store_const", const=True,
                    help="the metric improves upward (e.g. rank_score from eval.tasks)")
-    p.add_argument("--confirm-seeds", type=int, help="fresh seeds confirming the best candidate (default 2)")
+    p.add_argument("--proposer", choices=settings_mod.PROPOSERS,
+                   help="who fills the slots queue files and --proposer-command leave (default learned)")
+    p.add_argument("--confirm-seeds", type=int, help="fresh seeds confirming the best candidate, >= 2 (default 3)")
+    p.add_argument("--max-confirm-seeds", type=int,
+                   help="sequential confirmation: add seeds while unclear, up to M (default 6; 0 = off)")
+    p.add_argument("--alpha", type=float, help="one-sided level of the paired t-test (default 0.05)")
     p.add_argument("--min-delta", type=float, help="smallest improvement worth a promotion (default 0.001)")
-    p.add_argument("--z", type=float, help="promote only above z x standard error of the difference (default 2)")
+    p.add_argument("--equal", choices=settings_mod.EQUAL_MODES,
+                   help="every candidate trains the baseline's tokens (default) or FLOPs")
+    p.add_argument("--no-noise-control", dest="no_noise_control", action="store_const", const=True,
+                   help="allow --confirm-seeds 0: one screening seed decides (the commit says so)")
     p.add_argument("--proposer-command", help="shell command: leaderboard JSON on stdin, YAML variants out")
     p.add_argument("--gpus-per-trial", type=int, help="devices each trial takes and trains on with as many "
                                                       "processes (DDP/FSDP; CPU workers without GPUs; default 1)")
@@ -91,6 +103,7 @@ def run_main(argv) -> int:
 
     baseline_arg = args.baseline or "baselines/tiny.yaml"
     repo = open_repo(baseline_arg)
+    run_supervised_code(repo.working_tree_dir, ["run", *argv])   # the code the ledger fingerprints
     experiments = args.experiments or os.path.join(repo.working_tree_dir, "experiments")
     campaign = args.campaign or os.path.splitext(os.path.basename(baseline_arg))[0]
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", campaign):
@@ -103,7 +116,8 @@ def run_main(argv) -> int:
     s = settings.search
     pool = open_pool(s.backend, settings.worker_count(), devices_per_trial=s.gpus_per_trial,
                      cpus_per_trial=s.cpus_per_trial, address=s.address or None, timeout_s=s.trial_timeout_s,
-                     cwd=repo.working_tree_dir, namespace=pool_namespace(campaign_dir))
+                     cwd=repo.working_tree_dir, namespace=pool_namespace(campaign_dir),
+                     env=trial_env(repo.working_tree_dir))   # trials run the repository's code
     pool.warm()
     try:
         _check_baseline(repo, settings, baseline_path)
@@ -146,9 +160,13 @@ def _prepare(args, repo, campaign: str, campaign_dir: str):
 
 
 def _check_baseline(repo, settings, baseline_path: str) -> None:
-    """A baseline that does not validate, fit or is not committed: one line, exit 2."""
+    """A baseline that does not validate, fit or is not committed, or a bad promotion.transfer: one line, exit 2."""
+    from agent import transfer
     from foundry.catalog import check_fits, load   # imports torch: after the preloader has started
-    check_fits(load(baseline_path))
+    baseline = load(baseline_path)
+    check_fits(baseline)
+    if settings.promotion.transfer:   # a bad promotion.transfer fails now, not after hours of training
+        transfer.scaled(baseline, settings.promotion.transfer)
     check_committed(repo, settings.baseline)
 
 
@@ -230,7 +248,8 @@ def runs_main(argv) -> int:
                    help="queued, running, done, failed, diverged, timeout, interrupted (repeatable)")
     p.add_argument("--gen", type=int, action="append", help="generation number (repeatable)")
     p.add_argument("--variant", action="append", help="variant name, e.g. baseline (repeatable)")
-    p.add_argument("--role", choices=("screen", "confirm"), help="screening trials or confirmation seeds")
+    p.add_argument("--role", choices=("screen", "confirm", "transfer"),
+                   help="screening trials, confirmation seeds or transfer checks")
     p.add_argument("--limit", type=int, help="at most N rows (newest first)")
     args = p.parse_args(argv)
     if args.limit is not None and args.limit < 1:

@@ -4,11 +4,13 @@
     sup.run(generations=3)            # or hours=8, or neither: forever; returns an exit code
 
 Each generation is a small state machine kept in the ledger, so a supervisor killed anywhere
-resumes where it was: screen (candidates + the baseline, same seed) -> confirm (best
-candidate and the baseline on k fresh seeds) -> promote (intent recorded, then one git
-commit) -> cleanup (checkpoints of discarded variants deleted) -> done. Trials run as
-subprocesses on the pool of search.backend (foundry.runner.backends: this machine's workers or a
-Ray cluster); this process is the ledger's only writer.
+resumes where it was: screen (candidates + the baseline, same seed: this only chooses) ->
+confirm (the best candidate and the baseline on k fresh seeds, one more while the sequential
+test is unclear; agent/decide.py) -> transfer (optional: both at a larger scale) -> promote
+(intent recorded, then one git commit) -> cleanup (checkpoints of discarded variants deleted)
+-> done. Every candidate trains the baseline's tokens or FLOPs (agent/compute.py). Trials run
+as subprocesses on the pool of search.backend (foundry.runner.backends: this machine's workers
+or a Ray cluster; a test may pass its own `pool`); this process is the ledger's only writer.
 """
 from __future__ import annotations
 
@@ -21,13 +23,14 @@ from dataclasses import asdict
 
 import git
 
-from agent import proposer
-from agent.decide import improvement, judge, usable
+from agent import code, compute, learned, proposer, transfer
+from agent.decide import NO_NOISE_CONTROL, improvement, judge, usable
 from agent.ledger import Ledger
 from agent.report import proposer_input
 from agent.view import progress_line
 from foundry.catalog import load
-from foundry.config import config_hash, save
+from foundry.config import config_hash, diff, save
+from foundry.errors import UserError
 from foundry.io import read_progress
 from foundry.lineage.promotion import (
     Promotion,
@@ -36,7 +39,7 @@ from foundry.lineage.promotion import (
     crash_point,
     promote,
 )
-from foundry.lineage.repo import code_fingerprint, relpath
+from foundry.lineage.repo import relpath, running_code
 from foundry.runner.backends import open_pool, pool_namespace
 from foundry.runner.pool import TrialSpec
 
@@ -58,7 +61,9 @@ class Supervisor:
         s = settings.search
         self.pool = pool or open_pool(s.backend, settings.worker_count(), devices_per_trial=s.gpus_per_trial,
                                       cpus_per_trial=s.cpus_per_trial, address=s.address or None,
-                                      timeout_s=s.trial_timeout_s, cwd=self.root, namespace=pool_namespace(self.dir))
+                                      timeout_s=s.trial_timeout_s, cwd=self.root, namespace=pool_namespace(self.dir),
+                                      env=code.trial_env(self.root))   # trials run this repository's code
+        self.queue_wait_s = 60.0   # how long to wait for queue files when nothing new is left to try
         self.stop_signal = None
         self._fingerprint = (0.0, "")
 
@@ -84,8 +89,10 @@ class Supervisor:
                         break
                 self.advance(gen)
                 if self.ledger.decision(gen)["reason"] == NOTHING_TO_TRY:   # wait, do not spin
-                    self.view.log(f"nothing new to try; waiting up to 60s for experiments/{self.campaign}/queue/")
-                    proposer.wait_for_queue(os.path.join(self.dir, "queue"), 60, lambda: self.stop_signal)
+                    self.view.log(f"nothing new to try; waiting up to {self.queue_wait_s:.0f}s for "
+                                  f"experiments/{self.campaign}/queue/")
+                    proposer.wait_for_queue(os.path.join(self.dir, "queue"), self.queue_wait_s,
+                                            lambda: self.stop_signal)
         except Stopped:
             pass
         finally:
@@ -113,7 +120,7 @@ class Supervisor:
     def advance(self, gen: int) -> None:
         if self.ledger.generation(gen) is None:
             self.start_generation(gen)
-        phases = {"screen": self.phase_screen, "confirm": self.phase_confirm,
+        phases = {"screen": self.phase_screen, "confirm": self.phase_confirm, "transfer": self.phase_transfer,
                   "promote": self.phase_promote, "cleanup": self.phase_cleanup}
         while (phase := self.ledger.generation(gen)["phase"]) != "done":
             if self.stop_signal:
@@ -144,14 +151,25 @@ class Supervisor:
                 os.unlink(p.queue_file)   # consumed: the ledger now holds it
         self.view.log(f"gen {gen}: baseline {baseline.name}@{bhash}, seed {seed}, {len(proposals)} candidate(s): "
                       + ", ".join(f"{p.mutation} [{p.source}]" for p in proposals))
+        for p in proposals:
+            if p.note:
+                self.view.log(f"gen {gen}: {p.mutation}: {p.note}")
 
     def collect(self, baseline, bhash: str, gen: int) -> list:
         """Up to `population` new, untried, not-twice-failed proposals: queue, command, mutations."""
         want, seen, out = self.settings.search.population, {bhash}, []
 
         def offer(p) -> None:
-            h = config_hash(p.cfg)
-            why = ("same as the baseline or another candidate" if h in seen
+            try:
+                p.cfg, p.note = compute.equalize(baseline, p.cfg, self.settings.promotion.equal, self.vocab_size())
+            except UserError as e:
+                p.cfg, p.note = None, f"its budget cannot be made equal to the baseline's: {e}"
+            h = config_hash(p.cfg) if p.cfg is not None else ""
+            changed = set(diff(baseline, p.cfg)) - {"name", "parent", "mutations"} if p.cfg is not None else set()
+            why = (p.note if p.cfg is None
+                   else "differs from the baseline only in train.seed (the supervisor sets seeds)"
+                   if changed == {"train.seed"}
+                   else "same as the baseline or another candidate" if h in seen
                    else "failed twice before" if self.ledger.failure_count(h) >= 2
                    else "already screened against this baseline" if self.ledger.tried_against(h, bhash) else "")
             if why:
@@ -171,9 +189,24 @@ class Supervisor:
                                            self.settings.proposer.timeout_s, self.view.log):
                 offer(p)
         if len(out) < want:
-            for p in proposer.from_mutations(baseline, 4 * want, self.settings.search.seed * 7919 + gen):
+            rng_seed = self.settings.search.seed * 7919 + gen
+            if self.settings.search.proposer == "learned":
+                fresh = learned.propose(baseline, 2 * (want - len(out)), rng_seed, self.ledger, bhash,
+                                        self.settings.promotion, skip=lambda h: h in seen)
+            else:
+                fresh = proposer.from_mutations(baseline, 4 * want, rng_seed)
+            for p in fresh:
                 offer(p)
         return out
+
+    def vocab_size(self) -> int:
+        """The tokenizer's vocabulary, for FLOPs per token in promotion.equal: flops (0 otherwise)."""
+        if self.settings.promotion.equal != "flops":
+            return 0
+        if not hasattr(self, "_vocab"):
+            from foundry.data import load_dataset
+            self._vocab = load_dataset(load(self.baseline_path).data).tokenizer.vocab_size
+        return self._vocab
 
     def phase_screen(self, gen: int) -> None:
         self.run_queued(gen)
@@ -187,31 +220,90 @@ class Supervisor:
             return self.reject(gen, None, f"baseline trial {base['status']}: {base['reason']}")
         if not cands:
             return self.reject(gen, None, "no candidate finished")
-        best = min(cands, key=lambda t: t["metric"] if lower else -t["metric"])
-        if improvement(base["metric"], best["metric"], lower) <= 0:
-            return self.reject(gen, best, f"best screened {best['metric']:.4f} does not beat the baseline's "
-                                          f"{base['metric']:.4f}", base["metric"], best["metric"])
-        seeds = [base["seed"] + i for i in range(1, self.settings.promotion.confirm_seeds + 1)]
-        new = [self.trial_row(gen, t["variant"], "confirm", os.path.join(self.root, t["config_path"]),
-                              t["config_hash"], t["parent"], t["mutation"], s) for s in seeds for t in (best, base)]
-        self.ledger.set_phase(gen, "confirm", new, candidate=best["variant"])
-        self.view.log(f"gen {gen}: {best['variant']} screened {best['metric']:.4f} vs baseline {base['metric']:.4f}; "
-                      f"confirming on seeds {seeds}")
+        variant = None
+        if self.settings.search.proposer == "learned":   # confirm what the ledger's estimates favour
+            bhash = self.ledger.generation(gen)["baseline_hash"]
+            now = [{**t, "base_metric": base["metric"]} for t in cands]
+            earlier = learned.waiting(self.ledger, bhash, gen) if self.settings.promotion.confirm_seeds else []
+            best, scores = learned.pick(self.ledger, bhash, now + earlier, lower)
+            top = ", ".join(f"{k} {100 * v:+.2f}%" for k, v in sorted(scores.items(), key=lambda kv: -kv[1])[:4])
+            if best is None:
+                return self.reject(gen, None, f"no candidate's estimated effect clears the margin ({top})")
+            variant = best["variant"] if best["gen"] == gen else f"g{best['gen']:04d}-{best['variant']}"
+            self.view.log(f"gen {gen}: best estimated effects: {top}")
+        else:
+            best = min(cands, key=lambda t: t["metric"] if lower else -t["metric"])
+            if improvement(base["metric"], best["metric"], lower) <= 0:
+                return self.reject(gen, best, f"best screened {best['metric']:.4f} does not beat the baseline's "
+                                              f"{base['metric']:.4f}", base["metric"], best["metric"])
+        confirm = self.settings.promotion.confirm_seeds
+        seeds = [base["seed"] + i for i in range(1, confirm + 1)]   # fresh: the screening seed only chose
+        variant = variant or best["variant"]   # a candidate screened in an earlier generation: g0004-v02-...
+        new = [self.trial_row(gen, v, "confirm", os.path.join(self.root, t["config_path"]), t["config_hash"],
+                              t["parent"], t["mutation"], s)
+               for s in seeds for v, t in ((variant, best), ("baseline", base))]
+        self.ledger.set_phase(gen, "confirm", new, candidate=variant)
+        self.view.log(f"gen {gen}: {variant} screened {best['metric']:.4f} vs baseline "
+                      f"{best.get('base_metric', base['metric']):.4f}; "
+                      + (f"confirming on fresh seeds {seeds}" if seeds else NO_NOISE_CONTROL))
 
-    def phase_confirm(self, gen: int) -> None:
-        self.run_queued(gen)
+    def verdict(self, gen: int) -> tuple:
+        """judge() on the confirmation trials (the screening pair without noise control), compute checked."""
         variant = self.ledger.generation(gen)["candidate"]
-        rows = self.ledger.trials(gen=gen)
+        role = "confirm" if self.settings.promotion.confirm_seeds else "screen"
+        rows = self.ledger.trials(gen=gen, role=role)
         base_rows = [t for t in rows if t["variant"] == "baseline"]
         cand_rows = [t for t in rows if t["variant"] == variant]
         kind, reason, d, table = judge(base_rows, cand_rows, self.settings.promotion)
-        cand = cand_rows[0]
+        summaries = [[json.loads(t["summary"]) if t["summary"] else None for t in side]
+                     for side in (base_rows, cand_rows)]
+        spent, unequal = compute.check(*summaries, self.settings.promotion.equal)
+        if unequal and kind != "more":
+            kind, reason = "reject", f"{unequal}; {reason}"
+        return kind, reason, d, table, base_rows, cand_rows, spent
+
+    def phase_confirm(self, gen: int) -> None:
+        self.run_queued(gen)
+        kind, reason, d, table, base_rows, cand_rows, spent = self.verdict(gen)
+        if kind == "more":   # sequential confirmation: the second look's fresh seeds on both sides
+            first = max(t["seed"] for t in base_rows) + 1
+            seeds = list(range(first, first + self.settings.promotion.max_confirm_seeds - len(table)))
+            new = [self.trial_row(gen, t["variant"], "confirm", os.path.join(self.root, t["config_path"]),
+                                  t["config_hash"], t["parent"], t["mutation"], s)
+                   for s in seeds for t in (cand_rows[0], base_rows[0])]
+            self.ledger.set_phase(gen, "confirm", new)
+            self.view.log(f"gen {gen}: unclear after {len(table)} seeds ({reason}); adding seeds {seeds}")
+            return
+        if kind == "promote" and self.settings.promotion.transfer:
+            new = transfer.trials(self, gen, base_rows[0], cand_rows[0])
+            self.ledger.set_phase(gen, "transfer", new)
+            self.view.log(f"gen {gen}: confirmed ({reason}); transfer check at "
+                          f"{transfer.describe(self.settings.promotion.transfer)}")
+            return
+        self.decide(gen, kind, reason, d, table, base_rows + cand_rows, spent)
+
+    def phase_transfer(self, gen: int) -> None:
+        self.run_queued(gen)
+        kind, reason, d, table, base_rows, cand_rows, spent = self.verdict(gen)   # as confirmed
+        passed, line = transfer.verdict(self.ledger.trials(gen=gen, role="transfer"), self.settings.promotion)
+        if not passed:
+            kind, reason = "near_miss", f"{line}; confirmed before: {reason}"
+        self.decide(gen, kind, reason, d, table, base_rows + cand_rows, spent, [line])
+
+    def decide(self, gen, kind, reason, d, table, judged, spent, notes=()) -> None:
+        """Record the generation's decision; a promotion is recorded as an intent with its full commit."""
+        cand = next(t for t in judged if t["variant"] != "baseline")
+        variant = cand["variant"]
         numbers = {k: getattr(d, k, None)
                    for k in ("baseline_mean", "candidate_mean", "improvement", "threshold", "se")}
         numbers.update(variant=variant, mutation=cand["mutation"], metric=self.settings.promotion.metric, reason=reason)
-        details = {"seeds": table, "trials": [t["id"] for t in base_rows + cand_rows], "difference": d and d.to_dict()}
+        notes = [f"Compute: {compute.describe(spent)} (promotion.equal: {self.settings.promotion.equal})", *notes]
+        if not self.settings.promotion.confirm_seeds:
+            notes.append(NO_NOISE_CONTROL)
+        details = {"seeds": table, "trials": [t["id"] for t in judged], "difference": d and d.to_dict(),
+                   "compute": spent, "notes": notes}
         if kind == "promote":
-            details["promotion"] = asdict(self.build_promotion(gen, cand, d, table, details["trials"], reason))
+            details["promotion"] = asdict(self.build_promotion(gen, cand, d, table, details["trials"], reason, notes))
             self.ledger.record_decision(gen, "promote", "intent", "promote", details=details, **numbers)
             self.view.log(f"gen {gen}: PROMOTE {variant} ({cand['mutation']}): {reason}")
             crash_point("after_rank")
@@ -219,12 +311,12 @@ class Supervisor:
             self.ledger.record_decision(gen, kind, "final", "cleanup", details=details, **numbers)
             self.view.log(f"gen {gen}: {kind.replace('_', '-')} {variant} ({cand['mutation']}): {reason}")
 
-    def build_promotion(self, gen, cand, d, table, trial_ids, test) -> Promotion:
+    def build_promotion(self, gen, cand, d, table, trial_ids, test, notes) -> Promotion:
         baseline = load(os.path.join(self.dir, f"gen_{gen:04d}", "baseline.yaml"))
         candidate = load(os.path.join(self.root, cand["config_path"]))
         return build_promotion(self.repo, self.rel, f"{self.campaign}/gen_{gen:04d}", baseline, candidate,
                                cand["mutation"], self.settings.promotion.metric, d, table, trial_ids,
-                               self.campaign, gen, test)
+                               self.campaign, gen, test, notes)
 
     def phase_promote(self, gen: int) -> None:
         promotion = Promotion(**json.loads(self.ledger.decision(gen)["details"])["promotion"])
@@ -307,12 +399,15 @@ class Supervisor:
         metric = (r.summary or {}).get(self.settings.promotion.metric) if status == "done" else None
         if status == "done" and not isinstance(metric, (int, float)):
             status, reason = "failed", f"summary.json has no number for {self.settings.promotion.metric}"
+        wrong = code.wrong_code(r.summary, self.root) if r.summary else ""
+        if wrong:
+            status, reason, metric = "failed", wrong, None
         self.ledger.mark_finished(tid, status, metric, r.summary, reason, r.log_tail, r.wall_s)
         shown = f"{self.settings.promotion.metric} {metric:.4f}" if status == "done" else reason
         self.view.log(f"{status} {tid} ({r.wall_s:.0f}s): {shown}")
 
     def fingerprint(self) -> str:
-        """The code a trial runs: HEAD plus uncommitted edits (cached for a few seconds)."""
+        """The code a trial runs: HEAD plus uncommitted edits (cached for a few seconds); see agent/code.py."""
         if time.time() - self._fingerprint[0] > 5:
-            self._fingerprint = (time.time(), code_fingerprint(self.repo))
+            self._fingerprint = (time.time(), running_code(self.repo))
         return self._fingerprint[1]

@@ -3,7 +3,10 @@
 1. experiments/CAMPAIGN/queue/*.yaml — dropped in by a person or a coding agent. A file lists
    only what differs from the current baseline (or is a whole config, e.g. from `foundry
    mutate`); it is merged over the baseline. Invalid files move to queue/rejected/ with a
-   .reason file beside them.
+   .reason file beside them. What the comparison must hold fixed is refused: a change of
+   train.seed (the supervisor sets seeds) or of the budget (every candidate trains the
+   baseline's tokens), and a change of eval.* unless the file asks for it with a top-level
+   `allow_changes: [eval.tasks]` (keys or sections). The label shows every key that differs.
 2. proposer.command (campaign.yaml) — a shell command that reads the leaderboard as JSON on
    stdin and prints YAML variants (documents separated by `---`), merged the same way.
 3. The mutation registry: foundry.mutate.propose(baseline, n, rng).
@@ -23,10 +26,10 @@ from dataclasses import dataclass
 import yaml
 
 from foundry.catalog import from_dict
-from foundry.config import Config, diff, to_dict
+from foundry.config import Config, config_hash, diff, to_dict
 from foundry.errors import UserError
 from foundry.io import atomic_write_text
-from foundry.mutate import propose
+from foundry.mutate import apply, parse_label, propose
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Proposal:
     mutation: str          # one-line summary of the change: names, commit subjects
     source: str            # "queue:FILE" | "proposer" | "mutate"
     queue_file: str = ""   # deleted once the generation that trains it is in the ledger
+    note: str = ""         # what the supervisor changed (its budget made equal to the baseline's)
 
     @property
     def label(self) -> str:
@@ -49,28 +53,65 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def change_summary(baseline: Config, cfg: Config, limit: int = 3) -> str:
+PROTECTED = {"train.seed": "the supervisor sets every trial's seed",
+             "budget": "every candidate trains the baseline's budget (promotion.equal)",
+             "eval": "the baseline's evaluation scores both sides; list the keys under allow_changes: to change it"}
+NEVER_ALLOWED = ("train.seed", "budget")
+
+
+def protected_changes(baseline: Config, cfg: Config, allowed=()) -> str:
+    """'' or why the variant is refused: it changes what the comparison holds fixed."""
+    for key, (a, b) in sorted(diff(baseline, cfg).items()):
+        for guarded, why in PROTECTED.items():
+            hit = key == guarded or key.startswith(guarded + ".")
+            ok = guarded not in NEVER_ALLOWED and any(key == x or key.startswith(x + ".") for x in allowed)
+            if hit and not ok:
+                return f"changes {key} ({a!r} -> {b!r}): {why}"
+    return ""
+
+
+def change_summary(baseline: Config, cfg: Config, limit: int | None = 3) -> str:
     changes = [f"{k}={b}" for k, (a, b) in sorted(diff(baseline, cfg).items())
                if k.split(".")[0] not in ("name", "parent", "mutations")]
     if not changes:
         return "no change"
-    return ", ".join(changes[:limit]) + (f" +{len(changes) - limit} more" if len(changes) > limit else "")
+    if limit is None or len(changes) <= limit:
+        return ", ".join(changes)
+    return ", ".join(changes[:limit]) + f" +{len(changes) - limit} more"
 
 
 def mutation_of(baseline: Config, cfg: Config) -> str:
-    """The labels a variant added to the baseline's mutation list, else its config diff."""
+    """The registry labels a variant added to the baseline's mutation list when they explain every
+    key it changes; otherwise (a whole config from elsewhere, a hand edit) all of its changed keys."""
     n = len(baseline.mutations)
     added = cfg.mutations[n:] if cfg.mutations[:n] == baseline.mutations else []
-    return "+".join(added) if added else change_summary(baseline, cfg)
+    if added:
+        try:
+            redone = baseline
+            for label in added:
+                redone = apply(redone, *parse_label(label))
+            if config_hash(redone) == config_hash(cfg):
+                return "+".join(added)
+        except UserError:
+            pass
+    return change_summary(baseline, cfg, limit=None)
 
 
 def variant_from_mapping(baseline: Config, data, where: str) -> Config:
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a YAML mapping of config keys")
+    data = dict(data)
+    allowed = data.pop("allow_changes", [])
+    if not isinstance(allowed, list) or not all(isinstance(k, str) for k in allowed):
+        raise UserError(f"{where}: allow_changes: expected a list of config keys, got {allowed!r}")
     try:
-        return from_dict(deep_merge(to_dict(baseline), data))
+        cfg = from_dict(deep_merge(to_dict(baseline), data))
     except UserError as e:
         raise UserError(f"{where}: {e}") from None
+    refused = protected_changes(baseline, cfg, allowed)
+    if refused:
+        raise UserError(f"{where}: {refused}")
+    return cfg
 
 
 def from_queue(queue_dir: str, baseline: Config, log) -> list[Proposal]:

@@ -1,8 +1,10 @@
 """Campaign settings: experiments/CAMPAIGN/campaign.yaml, written on the first `foundry run`.
 
     search:    population, workers (auto | N), seed, trial_timeout_s, keep_checkpoints,
-               gpus_per_trial, backend (local | ray), address, cpus_per_trial
-    promotion: metric, lower_is_better, confirm_seeds, min_delta, z
+               gpus_per_trial, backend (local | ray), address, cpus_per_trial,
+               proposer (random | learned: which proposer fills the slots queue and command leave)
+    promotion: metric, lower_is_better, confirm_seeds, max_confirm_seeds, alpha, min_delta,
+               no_noise_control, equal (tokens | flops), transfer ({key: xF | value}), transfer_seeds
     proposer:  command (gets the leaderboard as JSON on stdin, prints YAML variants), timeout_s
 
 A person may edit the file between runs; `foundry run` flags override it and are saved back.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from statistics import NormalDist
 from dataclasses import dataclass, field
 
 import yaml
@@ -24,10 +27,13 @@ from foundry.runner.backends import BACKENDS
 # baseline: the current baseline's checkpoint (to sample and eval) and every promoted one; promoted:
 # the promoted ones only; all; none
 CHECKPOINT_POLICIES = ("baseline", "promoted", "all", "none")
+PROPOSERS = ("random", "learned")
+EQUAL_MODES = ("tokens", "flops")
 MIN_TRIAL_TIMEOUT_S = 30.0   # below it a trial cannot even import torch and load its data on a busy machine
 RANGES = {"search.population": "[1, 10000]", "search.seed": "[0, 4294967295]",
           "search.trial_timeout_s": f"[{MIN_TRIAL_TIMEOUT_S:g}, 1e7]", "promotion.confirm_seeds": "[0, 1000]",
-          "promotion.min_delta": "[0, 1e9]", "promotion.z": "[0, 100]", "proposer.timeout_s": "[1, 1e6]",
+          "promotion.max_confirm_seeds": "[0, 1000]", "promotion.alpha": "(0, 1)", "promotion.transfer_seeds": "[1, 1000]",
+          "promotion.min_delta": "[0, 1e9]", "proposer.timeout_s": "[1, 1e6]",
           "search.gpus_per_trial": "[1, 4096]", "search.cpus_per_trial": "[1, 4096]"}
 
 
@@ -38,6 +44,7 @@ class SearchSettings:
     seed: int = 1337                # generation g screens with seed + 1000 * g
     trial_timeout_s: float = 7200.0
     keep_checkpoints: str = "baseline"   # baseline | promoted | all | none: which checkpoints survive ranking
+    proposer: str = "learned"       # random | learned (agent/learned.py): the mutation registry's proposer
     gpus_per_trial: int = 1         # devices a trial takes (GPUs, or CPU workers without GPUs), one process each
     backend: str = "local"          # local | ray: where trials run (foundry/runner/backends.py)
     address: str = ""               # ray: auto (also ""), local, or HOST:PORT of the cluster
@@ -48,9 +55,14 @@ class SearchSettings:
 class PromotionSettings:
     metric: str = "val_bpb"         # a key of summary.json
     lower_is_better: bool = True
-    confirm_seeds: int = 2          # fresh seeds for the best candidate and the baseline
-    min_delta: float = 0.001        # promote only if improvement > max(min_delta, z * se)
-    z: float = 2.0
+    confirm_seeds: int = 3          # fresh seeds for the best candidate and the baseline (>= 2, or 0)
+    max_confirm_seeds: int = 6      # > confirm_seeds: a second look at this many seeds if the first is unclear
+    alpha: float = 0.05             # one-sided level of the paired t-test (split over sequential looks)
+    min_delta: float = 0.001        # and the mean improvement must exceed this
+    no_noise_control: bool = False  # required for confirm_seeds 0 (one screening seed decides)
+    equal: str = "tokens"           # tokens | flops: what every candidate shares with its baseline
+    transfer: dict[str, str] = field(default_factory=dict)   # e.g. {model.n_layer: x2}: re-check at scale
+    transfer_seeds: int = 1         # seeds of the transfer check (both sides)
 
 
 @dataclass
@@ -92,6 +104,20 @@ def check(s: Settings, path: str, names: dict | None = None) -> None:
                         f"(valid: {', '.join(CHECKPOINT_POLICIES)})")
     if s.search.backend not in BACKENDS:
         raise UserError(f"{where('search.backend')}: unknown {s.search.backend!r} (valid: {', '.join(BACKENDS)})")
+    p = s.promotion
+    if s.search.proposer not in PROPOSERS:
+        raise UserError(f"{where('search.proposer')}: unknown {s.search.proposer!r} (valid: {', '.join(PROPOSERS)})")
+    if p.equal not in EQUAL_MODES:
+        raise UserError(f"{where('promotion.equal')}: unknown {p.equal!r} (valid: {', '.join(EQUAL_MODES)})")
+    if p.confirm_seeds == 0 and not p.no_noise_control:
+        raise UserError(f"{where('promotion.confirm_seeds')}: 0 leaves the decision to one seed's noise; "
+                        "pass --no-noise-control (promotion.no_noise_control: true) to allow it")
+    if p.confirm_seeds == 1:
+        raise UserError(f"{where('promotion.confirm_seeds')}: a t-test needs at least 2 fresh seeds "
+                        f"(or 0 with --no-noise-control), got {p.confirm_seeds}")
+    if p.max_confirm_seeds and p.max_confirm_seeds < p.confirm_seeds:
+        raise UserError(f"{where('promotion.max_confirm_seeds')}: {p.max_confirm_seeds} is below confirm_seeds "
+                        f"({p.confirm_seeds}); 0 = no sequential confirmation")
     s.worker_count(where("search.workers"))
 
 
@@ -117,6 +143,16 @@ def load(path: str, overrides: dict | None = None, names: dict | None = None) ->
             if not isinstance(node, dict):
                 raise UserError(f"{path}: {section}: expected a mapping")
         node[key] = value
+    promotion = data.get("promotion")
+    if isinstance(promotion, dict) and "z" in promotion:   # campaign.yaml of before the t-test
+        z = promotion.pop("z")
+        if not isinstance(z, (int, float)) or isinstance(z, bool) or z <= 0:
+            raise UserError(f"{path}: promotion.z: replaced by promotion.alpha (the one-sided level of the "
+                            f"t-test); got z {z!r}")
+        promotion.setdefault("alpha", round(NormalDist().cdf(-z), 4))   # the one-sided level z meant
+    if isinstance(promotion, dict) and isinstance(promotion.get("transfer"), dict):   # {model.n_layer: 8} too
+        promotion["transfer"] = {k: v if isinstance(v, str) else yaml.safe_dump(v).strip().removesuffix("\n...")
+                                 for k, v in promotion["transfer"].items()}
     search = data.get("search")
     if isinstance(search, dict) and isinstance(search.get("workers"), int) and not isinstance(search["workers"], bool):
         search["workers"] = str(search["workers"])  # `workers: 2` in YAML means the string field "2"

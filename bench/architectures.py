@@ -14,7 +14,7 @@ the shipped baselines with overrides:
                     latent (FiLM + rank-8), 3 routed layers, 2 windowed QK-norm attention layers
 Each trains --tokens tokens (fp32, train.threads=--threads) per seed and reports, averaged over seeds
 (+- standard deviation): tokens/s (the trainer's, evaluation excluded), val_bpb (the frozen
-evaluator, whole validation slice of --eval-batches batches), training FLOPs, and QPC as in
+evaluator, the first --eval-bytes bytes of the validation split), training FLOPs, and QPC as in
 EvoForge's results table (strangeloopcanon/transformer-evolution, runners/run_experiment.py
 compute_qpc): (first logged training loss - last) / total training FLOPs, here in loss per TFLOP;
 beside it Foundry's own QPC of sweeps and compares (foundry/search/trials.py: (ln V - val_loss) /
@@ -48,7 +48,7 @@ def overrides(args, seed: int) -> list[str]:
     return [f"model.n_embd={args.width}", "model.n_head=4", f"model.block_size={args.block}", "model.dropout=0.0",
             f"train.batch_size={args.batch}", "train.warmup_steps=10", "train.dtype=fp32", f"train.threads={args.threads}",
             f"train.seed={seed}", f"budget.tokens={args.tokens}", f"eval.interval={10 ** 9}",
-            f"eval.batches={args.eval_batches}"]
+            f"eval.bytes={args.eval_bytes}"]
 
 
 def run(name: str, seed: int, args, folder: str) -> dict:
@@ -95,7 +95,8 @@ def main() -> int:
     p.add_argument("--width", type=int, default=64, help="n_embd (default 64)")
     p.add_argument("--block", type=int, default=64, help="block_size (default 64)")
     p.add_argument("--batch", type=int, default=8, help="train.batch_size (default 8)")
-    p.add_argument("--eval-batches", type=int, default=20, help="validation batches (default 20)")
+    p.add_argument("--eval-bytes", type=int, default=10240,
+                   help="validation bytes scored (default 10240: the 20 batches of 8 x 64 bytes before the byte slice)")
     p.add_argument("--threads", type=int, default=1, help="train.threads (default 1)")
     p.add_argument("--json", help="also write the per-run results here")
     args = p.parse_args()

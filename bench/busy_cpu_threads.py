@@ -30,7 +30,7 @@ def train_once(code_dir: str, extra: list[str], steps: int, out: str) -> tuple[f
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env.update(PYTHONPATH=code_dir, PYTHONDONTWRITEBYTECODE="1")
     command = [sys.executable, "-m", "foundry.cli", "train", os.path.join(REPO, "baselines", "tiny.yaml"),
-               f"budget.steps={steps}", "eval.interval=100000", "eval.batches=1", "--out", out, *extra]
+               f"budget.steps={steps}", "eval.interval=100000", "eval.bytes=1024", "--out", out, *extra]
     done = subprocess.run(command, cwd=code_dir, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")

@@ -47,8 +47,8 @@ def main():
     print(f"questions_per_s: {result['n'] / seconds:.1f}")
     print(f"tokens_forwarded: {lm.tokens_forwarded}")
     print(f"tokens_per_s: {lm.tokens_forwarded / seconds:.0f}")
-    print(f"acc_macro: {result['score']:.4f}")
-    print(f"acc_micro: {result['micro_acc']:.4f}")
+    print(f"acc (micro, the headline): {result['score']:.4f}")
+    print(f"acc_macro: {result['acc_macro']:.4f}")
 
 
 if __name__ == "__main__":

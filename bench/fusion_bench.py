@@ -103,8 +103,8 @@ def main() -> int:
         table[label].update(train_tokens=summary["train_tokens"], wall_s=round(summary["wall_s"]),
                             peak_mem_mb=summary["peak_mem_mb"])
     columns = ["shakespeare", "python", "mixture"]
-    print(f"\nval_bpb (byte tokenizer; fixed validation slices of {cfg.eval.batches * cfg.train.batch_size} "
-          f"windows x {cfg.model.block_size} tokens per corpus)")
+    print(f"\nval_bpb (byte tokenizer; fixed validation slices of the first {cfg.eval.bytes} "
+          f"bytes of each corpus)")
     print(f"{'model':<30}" + "".join(f"{c:>13}" for c in columns) + f"{'train tokens':>14}{'wall s':>8}{'peak MB':>9}")
     for label, row in table.items():
         print(f"{label:<30}" + "".join(f"{row[c]:>13.4f}" for c in columns)

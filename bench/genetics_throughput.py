@@ -40,7 +40,7 @@ MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 64, "block_size": 128, "vocab_size
 def make_runs(root: str) -> list[str]:
     """Two checkpoints of one architecture: random weights and a noisy copy."""
     cfg = catalog.from_dict({"name": "bench", "model": MODEL, "data": {"tokenizer": "byte"},
-                             "train": {"batch_size": 8}, "eval": {"batches": 4}, "budget": {"steps": 1}})
+                             "train": {"batch_size": 8}, "eval": {"bytes": 4096}, "budget": {"steps": 1}})
     tokenizer = build_tokenizer("byte", "")
     torch.manual_seed(0)
     net = GPT(cfg.model)

@@ -3,7 +3,7 @@ the built-in Python corpus, both byte-level so their vocabularies agree), merged
 arithmetic and TIES (each at two settings); val_bpb of every model on both corpora, parents included.
 
     FOUNDRY_DATA=../shared/data python bench/merge_useful.py --runs runs/merge-useful [--json]
-        [--base-tokens 1000000] [--ft-tokens 300000] [--eval-batches 20]
+        [--base-tokens 1000000] [--ft-tokens 300000] [--eval-bytes 40960]
 
 Trains what is missing under --runs (base: baselines/tiny.yaml on the built-in corpus; each
 fine-tune starts from it with its config, lr 1e-3, fp32), merges into --runs/merged-*, and scores each model with the
@@ -60,9 +60,9 @@ def recipes(runs: str) -> dict:
     }
 
 
-def scores(folder: str, batches: int) -> dict:
+def scores(folder: str, n_bytes: int) -> dict:
     from foundry.data import load_dataset
-    from foundry.evaluation import val_metrics
+    from foundry.evaluation import val_metrics, val_slice
     import dataclasses
     model, _, cfg = foundry.load(folder)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, dtype="fp32"))  # every model scored alike
@@ -70,7 +70,8 @@ def scores(folder: str, batches: int) -> dict:
     for corpus, source in CORPORA.items():
         data = cfg.data.__class__(**{**vars(cfg.data), "source": os.path.expandvars(source), "tokenizer": "byte"})
         dataset = load_dataset(data)
-        out[corpus] = val_metrics(model, dataset.val, cfg, dataset.val_bytes_per_token, "cpu", batches)["val_bpb"]
+        tokens, per_token = val_slice(dataset.val, dataset.tokenizer.decode, n_bytes)   # the first n_bytes bytes
+        out[corpus] = val_metrics(model, tokens, cfg, per_token, "cpu")["val_bpb"]
     return out
 
 
@@ -79,7 +80,8 @@ def main() -> int:
     parser.add_argument("--runs", default=os.path.join(REPO, "runs", "merge-useful"))
     parser.add_argument("--base-tokens", type=int, default=1_000_000)
     parser.add_argument("--ft-tokens", type=int, default=300_000)
-    parser.add_argument("--eval-batches", type=int, default=20, help="validation batches of 16 windows per corpus")
+    parser.add_argument("--eval-bytes", type=int, default=40960,
+                        help="validation bytes scored per corpus (20 batches of 16 windows of 128 bytes before the byte slice)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not os.environ.get("FOUNDRY_DATA"):
@@ -96,7 +98,7 @@ def main() -> int:
         merged[name] = out
     models = {"base": "base", "ft_shakespeare": "ft_shakespeare", "ft_python": "ft_python",
               **{f"merge: {k}": os.path.basename(v) for k, v in merged.items()}}
-    rows = [{"model": label, **scores(os.path.join(runs, folder), args.eval_batches)} for label, folder in models.items()]
+    rows = [{"model": label, **scores(os.path.join(runs, folder), args.eval_bytes)} for label, folder in models.items()]
     for row in rows:
         row["mean"] = (row["shakespeare"] + row["python"]) / 2
     if args.json:

@@ -8,7 +8,7 @@ the baseline's 2000 steps x 768 tokens: variants that change tokens per step (co
 take proportionally fewer steps. "Improves" is counted two ways: a lower
 mean val_bpb, and a significant one (the 95% interval of the difference excludes 0, i.e. the
 improvement exceeds 1.96 standard errors of the difference of means). --steps below the baseline's 2000 runs a reduced budget (warmup scaled
-to the same 5%, validation on 50 batches): say so when quoting the figure. Resumable via --out.
+to the same 5%, validation on the first 38,400 bytes (the 50 batches x 768 tokens it was)): say so when quoting the figure. Resumable via --out.
 Left out, because they do not apply to this baseline (foundry.mutate refuses them): format
 (needs a JSONL chat source), lora_rank (LoRA fine-tunes a checkpoint; the baseline trains from
 scratch), lora_alpha / lora_dropout (need lora_rank > 0), curriculum (the source is one document).
@@ -70,7 +70,7 @@ def main() -> int:
         report = sweep.summarize(SearchLedger(ledger_path).load(), None, sweep_dir)
     else:
         overrides = [] if args.steps == 2000 else [
-            f"budget.steps={args.steps}", f"train.warmup_steps={max(1, round(args.steps * 0.05))}", "eval.batches=50"]
+            f"budget.steps={args.steps}", f"train.warmup_steps={max(1, round(args.steps * 0.05))}", "eval.bytes=38400"]
         base = load("baselines/shakespeare_char.yaml", overrides + [f"eval.interval={args.steps}"])
         os.makedirs(args.out, exist_ok=True)
         base_path = os.path.join(args.out, "baseline.yaml")

@@ -51,7 +51,7 @@ def main():
                 f"data.source={source}", f"data.packing={packing}", f"model.n_layer={args.layers}",
                 f"model.n_embd={args.width}", "model.n_head=4", f"model.block_size={args.block}",
                 f"train.batch_size={args.batch}", f"budget.steps={args.steps}", "train.warmup_steps=20",
-                "eval.interval=100000", "eval.batches=8"])
+                "eval.interval=100000", "eval.bytes=16384"])
             summary = foundry.train(cfg, os.path.join(tmp, packing))
             stats = summary["data"].get("packing", {})
             target_share = 1.0 if packing == "random" else (1 - stats["padding_share"]) * (1 - stats["boundary_share"])

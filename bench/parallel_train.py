@@ -62,7 +62,7 @@ def main() -> int:
         config, overrides = os.path.join(REPO, "baselines", "tiny.yaml"), GPT2_SMALL
     else:
         config = os.path.join(REPO, "baselines", "shakespeare_char.yaml")
-        overrides = ["eval.batches=20"]
+        overrides = ["eval.bytes=32768"]
     overrides = [*overrides, f"budget.steps={args.steps}", f"eval.interval={args.steps}", *args.overrides]
     plan = [(n, s) for n in args.nproc for s in (["none"] if n == 1 else args.strategies)]
     load_before = os.getloadavg()

@@ -12,8 +12,9 @@ the other's (layer: each matrix, row: each output row), val loss before any fine
 Each seed draws its own calibration sample (64 training sequences, foundry.prune.prune) and
 fine-tunes with its own batches: train.init_from=PRUNED, budget.steps=N, lr 3e-4 -> 3e-5, 20
 warmup steps; masks are re-applied after every step. "dense" fine-tunes the unpruned model the
-same way. Val loss is on the first 600 validation windows (eval.batches=50 of 12 sequences, the
-same slice for every row, the dense model's included), perplexity = exp(val loss).
+same way. Val loss is on the first 38400 bytes of validation text (eval.bytes: the 600 windows of 64
+characters that eval.batches=50 of 12 sequences covered before the byte slice), the same slice
+for every row, the dense model's included; perplexity = exp(val loss).
 tokens/s: forward passes of a 12 x 64 batch on one thread, the models interleaved, the median of 20
 rounds after 3 warm-up ones.
 For reference, the Wanda paper (LLaMA-2-7B, 50%): dense 5.12, magnitude 14.89, Wanda 6.42 perplexity.
@@ -33,7 +34,7 @@ from shakespeare6 import BASELINE, REPO, quiet, trained, trained_teacher  # noqa
 import foundry  # noqa: E402
 from foundry import catalog  # noqa: E402
 from foundry.data import load_dataset  # noqa: E402
-from foundry.evaluation import val_metrics  # noqa: E402
+from foundry.evaluation import val_metrics, val_slice  # noqa: E402
 from foundry.io import read_json, write_json  # noqa: E402
 from foundry.prune import prune  # noqa: E402
 
@@ -47,18 +48,19 @@ STRUCTURED = {"heads 50%": {"structured": "heads", "sparsity": 0.5},
               "layers 50%": {"structured": "layers", "sparsity": 0.5}}
 
 
-EVAL_BATCHES = 50
+EVAL_BYTES = 38400
 
 
 def val_loss(run) -> float:
     """Val loss on the fixed slice, kept in RUN/bench_val.json so a second invocation reads it."""
     path = os.path.join(run, "bench_val.json")
     kept = read_json(path)
-    if kept is None or kept["batches"] != EVAL_BATCHES:
+    if kept is None or kept.get("bytes") != EVAL_BYTES:
         model, _, cfg = foundry.load(run)
         data = load_dataset(cfg.data)
-        loss = val_metrics(model, data.val, cfg, data.val_bytes_per_token, "cpu", batches=EVAL_BATCHES)["val_loss"]
-        write_json(path, kept := {"val_loss": loss, "batches": EVAL_BATCHES})
+        tokens, per_token = val_slice(data.val, data.tokenizer.decode, EVAL_BYTES)
+        loss = val_metrics(model, tokens, cfg, per_token, "cpu")["val_loss"]
+        write_json(path, kept := {"val_loss": loss, "bytes": EVAL_BYTES})
     return kept["val_loss"]
 
 
@@ -119,7 +121,7 @@ def main() -> int:
     if args.part == "sweep":
         return sweep(dense, dense_loss, seeds, args)
     finetune = [f"budget.steps={args.finetune_steps}", "train.lr=3e-4", "train.min_lr=3e-5", "train.warmup_steps=20",
-                f"eval.interval={args.finetune_steps}", f"eval.batches={EVAL_BATCHES}"]
+                f"eval.interval={args.finetune_steps}", f"eval.bytes={EVAL_BYTES}"]
 
     def finetune_config(run, seed):
         cfg = catalog.load(BASELINE, [*finetune, f"train.init_from={run}", f"train.seed={seed}"])

@@ -4,7 +4,7 @@ with at most 1/3 of its compute? Tiny Shakespeare (baselines/shakespeare_char.ya
     FOUNDRY_DATA=../shared/data python bench/search_efficiency.py [--steps 400] [--jobs 2]
 
 The "full budget" is --steps optimizer steps of the baseline (tokens = steps x 768); warmup is
-scaled with it (100 of 2000 steps -> the same 5%) and validation uses 50 batches. Reference:
+scaled with it (100 of 2000 steps -> the same 5%) and validation uses the first 38,400 bytes. Reference:
 every variant plus the baseline trained once to the full budget. Search: ASHA (eta 3, grace =
 full / 27, four rungs) then deep confirmation of the top 2 over 2 seeds. Compute is the
 training FLOPs in the runs' summaries (6N + attention per token, foundry/model/gpt.py). Both
@@ -37,7 +37,7 @@ def main() -> int:
     steps = args.steps
     base = load("baselines/shakespeare_char.yaml", ["budget.steps=0", f"budget.tokens={steps * 768}",
                                                     f"train.warmup_steps={max(1, round(steps * 0.05))}",
-                                                    "eval.batches=50", "eval.interval=100000"])
+                                                    "eval.bytes=38400", "eval.interval=100000"])
     os.makedirs(args.out, exist_ok=True)
     base_path = os.path.join(args.out, "baseline.yaml")
     save(base, base_path)

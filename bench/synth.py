@@ -58,7 +58,7 @@ def main():
             cfg = foundry.load_config(os.path.join(tmp, "cfg.yaml"), [
                 f"data.source={source}", "data.tokenizer=bpe", "data.bpe_vocab_size=1024", "model.n_layer=4",
                 "model.n_embd=128", "model.n_head=4", "model.block_size=384", "train.batch_size=8",
-                f"budget.steps={args.steps}", "eval.interval=100000", "eval.batches=4"])
+                f"budget.steps={args.steps}", "eval.interval=100000", "eval.bytes=8192"])
             run = os.path.join(tmp, "run")
             summary = foundry.train(cfg, run)
             print(f"model: trained {summary['steps']} steps in {summary['wall_s']:.0f} s, val_bpb {summary['val_bpb']:.3f}")

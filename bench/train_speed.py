@@ -28,7 +28,7 @@ from foundry.training.loop import train  # noqa: E402
 GPT2_SMALL = ["model.n_layer=12", "model.n_head=12", "model.n_embd=768", "model.block_size=1024",
               "model.vocab_size=50304", "model.position=learned", "model.norm=layernorm", "train.dtype=bf16",
               "train.batch_size=16", "data.source=builtin", "data.tokenizer=byte", "eval.interval=100000",
-              "eval.batches=1"]
+              "eval.bytes=16384"]
 
 
 def main() -> int:

@@ -94,7 +94,7 @@ def main() -> None:
                         batch_size=8)
     cfg["data"].update(source=os.path.join(data, "tinyshakespeare.txt"))
     cfg["budget"] = {"tokens": args.finetune_tokens}
-    cfg["eval"] = {"interval": 1000, "batches": 8}
+    cfg["eval"] = {"interval": 1000, "bytes": 16384}
     if not os.path.exists(repo):
         os.makedirs(os.path.join(repo, "baselines"))
         with open(os.path.join(repo, "baselines", "lora.yaml"), "w") as f:

@@ -141,7 +141,7 @@ RANGES = {
     "train.diverge_factor": "(1, 1e12]", "train.checkpoint_interval": "[0, 1e12]", "train.threads": "[0, 4096]",
     "data.val_fraction": "(0, 1)", "data.bpe_vocab_size": "[1, 1e8]",
     "budget.tokens": "[0, 1e15]", "budget.steps": "[0, 1e12]", "budget.seconds": "[0, 1e9]",
-    "eval.interval": "[1, 1e12]", "eval.batches": "[1, 1e6]", "eval.limit": "[0, 1e9]",
+    "eval.interval": "[1, 1e12]", "eval.bytes": "[0, 1e12]", "eval.limit": "[0, 1e9]",
 }
 
 

@@ -54,6 +54,11 @@ def _history(argv):
     return history_main(argv)
 
 
+def _report(argv):
+    from agent.campaign_report import report_main
+    return report_main(argv)
+
+
 def _mutate(argv):
     from foundry.mutate.cli import mutate_main
     return mutate_main(argv)
@@ -173,6 +178,7 @@ COMMANDS = {
     "status": (_status, "what a campaign (or one run folder) is doing now"),
     "runs": (_runs, "query the trials of a campaign's ledger"),
     "history": (_history, "the lineage of promoted baselines, read from git"),
+    "report": (_report, "a campaign's plots and page: baseline over time, promotions, effects, compute"),
     "mutate": (_mutate, "write a mutated variant of a baseline config"),
     "sweep": (_sweep, "train variants in parallel (ASHA), rank, optionally promote"),
     "compare": (_compare, "interleaved multi-seed comparison of two configs"),

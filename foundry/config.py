@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from foundry.config_layers import coerce_stages, layer_config, layer_selector, stage_depth  # noqa: F401 (schema)
-from foundry.config_sections import DistillConfig, FeatureConfig, PruneConfig  # noqa: F401 (schema)
+from foundry.config_sections import CurriculumConfig, DistillConfig, EvalConfig, FeatureConfig, PruneConfig  # noqa: F401
 from foundry.errors import UserError
 from foundry.io import atomic_write_text, read_yaml_mapping
 
@@ -130,16 +131,6 @@ class TrainConfig:
 
 
 @dataclass
-class CurriculumConfig:
-    SHORTHAND = "by"            # `data.curriculum: NAME` means {by: NAME}
-    by: str = "none"            # none | length | perplexity: what makes a training document easy
-    reference: str = ""         # perplexity: the run folder or checkpoint that scores the documents
-    schedule: str = "sqrt"      # how harder data enters: sqrt | linear | step (foundry.data.curriculum)
-    start: float = 0.2          # share of the training data (easiest first) sampled at step 0
-    ramp: float = 0.5           # share of the budget after which every training token can be drawn
-
-
-@dataclass
 class DataConfig:
     source: str = "builtin"     # builtin | a text file | a folder or glob | file.jsonl
     tokenizer: str = "byte"     # byte | char | bpe | hf
@@ -161,15 +152,6 @@ class BudgetConfig:
     tokens: int = 0
     steps: int = 0
     seconds: float = 0.0
-
-
-@dataclass
-class EvalConfig:
-    interval: int = 100         # steps between validation passes
-    batches: int = 8            # validation batches per pass (a fixed slice)
-    tasks: list[str] = field(default_factory=list)  # benchmark tasks run after training
-    limit: int = 0              # items per task (0 = all); a cheap, fixed subset for ranking
-    rank: dict[str, float] = field(default_factory=dict)  # task -> weight of summary's rank_score; empty = equal
 
 
 @dataclass
@@ -204,10 +186,16 @@ class Config:
         return None
 
 
+# libyaml's safe loader and dumper when PyYAML has them: the same YAML, ten times faster
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 LINEAGE_KEYS = ("name", "parent", "mutations")
 MACHINE_KEYS = ("train.threads",)   # how the machine runs a config, not what is trained: outside the hash
 SECTIONS = ("model", "train", "data", "budget", "eval")
 BUDGET_KEYS = ("tokens", "steps", "seconds")
+# keys that were removed, with what to write instead
+REPLACED_KEYS = {"eval.batches": "replaced by eval.bytes, the bytes of validation text scored (the slice no longer "
+                                 "depends on batch size and context); remove it, or set eval.bytes (0 = the whole split)"}
 # ModelConfig keys that `model.layers` may set for some layers only; the rest are model-wide
 PER_LAYER_KEYS = ("attention", "activation", "ffn", "mlp_ratio", "qk_norm", "window", "stride", "n_kv_head",
                   "kv_lora_rank", "rope_dim", "n_experts", "top_k", "capacity_factor", "n_head", "mlp_hidden",
@@ -287,7 +275,7 @@ def _coerce_layers(value, key: str) -> dict[str, dict]:
     """`model.layers`: {selector: {per-layer key: value}}, each value typed as its ModelConfig key."""
     if not isinstance(value, dict):
         raise ConfigError(f"{key}: expected a mapping of layer -> settings, got {value!r}")
-    hints = typing.get_type_hints(ModelConfig)
+    hints = _type_hints(ModelConfig)
     out = {}
     for selector, settings in value.items():
         where = f"{key}.{selector}"
@@ -300,8 +288,13 @@ def _coerce_layers(value, key: str) -> dict[str, dict]:
     return out
 
 
+@functools.cache
+def _type_hints(cls) -> dict:
+    return typing.get_type_hints(cls)   # resolving annotations is slow; the classes never change
+
+
 def _coerce_stages(value, key: str) -> list[dict]:
-    hints = typing.get_type_hints(ModelConfig)
+    hints = _type_hints(ModelConfig)
     try:
         return coerce_stages(value, key, {k: hints[k] for k in PER_LAYER_KEYS}, _coerce, _coerce_layers)
     except ValueError as e:
@@ -312,12 +305,14 @@ def build_dataclass(cls, data: dict, prefix: str = ""):
     """A (nested) dataclass from a dict, checking keys and types; ConfigError names the dotted key."""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
         if key not in hints:
+            if dotted in REPLACED_KEYS:
+                raise ConfigError(f"{dotted}: {REPLACED_KEYS[dotted]}")
             raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(names)})")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
@@ -398,7 +393,7 @@ def parse_file(path, overrides=(), presets: dict | None = None) -> Config:
 
 
 def dumps(cfg: Config) -> str:
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+    return yaml.dump(to_dict(cfg), Dumper=SAFE_DUMPER, sort_keys=False, default_flow_style=None)
 
 
 def save(cfg: Config, path) -> None:
@@ -410,19 +405,24 @@ def flat(cfg) -> dict:
     """Dotted key -> value for every leaf: top-level keys and the keys of each section, nested
     sections included (`train.distill.temperature`), so a new nested key never moves a hash."""
     out = {}
-    for f in dataclasses.fields(cfg):
+    for f in dataclasses.fields(cfg):   # not to_dict: asdict's deep copy of everything is slow
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value):
             out.update({f"{f.name}.{k}": v for k, v in flat(value).items()})
         else:
-            out[f.name] = copy.deepcopy(value)
+            out[f.name] = copy.deepcopy(value) if isinstance(value, (list, dict)) else value
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _defaults() -> dict:
+    return flat(Config())
 
 
 def config_hash(cfg: Config) -> str:
     """12 hex digits over the values that differ from the defaults, lineage and MACHINE_KEYS excluded, so adding a
     new setting (with a default) to the schema leaves every existing config's hash unchanged."""
-    defaults = flat(Config())
+    defaults = _defaults()
     data = {k: v for k, v in flat(cfg).items()
             if k.split(".")[0] not in LINEAGE_KEYS and k not in MACHINE_KEYS and v != defaults[k]}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,6 +1,6 @@
-"""Sections of the config schema for the weight-space tools: train.distill (foundry/distill/) and
-train.prune (foundry/prune/). Part of config.py's schema, kept in its own file for length; like
-config.py it imports nothing of foundry. Import them from foundry.config.
+"""Sections of the config schema: train.distill (foundry/distill/), train.prune (foundry/prune/),
+data.curriculum (foundry/data/curriculum.py) and eval (foundry/evaluation.py). Part of config.py's
+schema, kept in its own file for length; like config.py it imports nothing of foundry. Import them from foundry.config.
 """
 from __future__ import annotations
 
@@ -34,3 +34,22 @@ class PruneConfig:
     pattern: str = ""           # "" | N:M, e.g. 2:4 (N kept of every M consecutive inputs)
     scope: str = ""             # "" = the method's own (wanda: row, others: layer) | row | layer | global
     calibration: int = 16       # training sequences for wanda's activations and saliency's gradients
+
+
+@dataclass
+class CurriculumConfig:
+    SHORTHAND = "by"            # `data.curriculum: NAME` means {by: NAME}
+    by: str = "none"            # none | length | perplexity: what makes a training document easy
+    reference: str = ""         # perplexity: the run folder or checkpoint that scores the documents
+    schedule: str = "sqrt"      # how harder data enters: sqrt | linear | step (foundry.data.curriculum)
+    start: float = 0.2          # share of the training data (easiest first) sampled at step 0
+    ramp: float = 0.5           # share of the budget after which every training token can be drawn
+
+
+@dataclass
+class EvalConfig:
+    interval: int = 100         # steps between validation passes
+    bytes: int = 16384          # the first N bytes of validation text are scored (0 = all); see evaluation.py
+    tasks: list[str] = field(default_factory=list)  # benchmark tasks run after training
+    limit: int = 0              # items per task (0 = all); a cheap, fixed subset for ranking
+    rank: dict[str, float] = field(default_factory=dict)  # task -> weight of summary's rank_score; empty = equal

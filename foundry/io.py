@@ -135,8 +135,8 @@ def read_yaml_mapping(path, error=UserError, empty: dict | None = None) -> dict:
     import yaml
     path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        with open(path, encoding="utf-8") as f:   # libyaml's safe loader when PyYAML has it: 10x faster
+            data = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as e:
         raise error(f"{path}: cannot read ({e.strerror})") from None
     except UnicodeDecodeError:

@@ -22,7 +22,7 @@ import shutil
 
 DIGITS = "1" + "0" * 400   # an integer literal beyond the float range
 TINY_MODEL = ["model.n_layer=1", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
-              "train.batch_size=4", "eval.batches=2", "eval.interval=1000"]
+              "train.batch_size=4", "eval.bytes=2048", "eval.interval=1000"]
 
 CASES = {
     "numbers": [   # non-finite or absurd numbers, in any float or int setting or flag
@@ -34,7 +34,7 @@ CASES = {
         ("validate {tiny} train.weight_decay=-.inf", "train.weight_decay: expected a finite number"),
         (f"validate {{tiny}} model.n_layer={DIGITS}", "model.n_layer: must be in [1, 1e6]"),
         ("validate {tiny} eval.rank.bpb=.nan eval.tasks=[bpb]", "eval.rank.bpb: expected a finite number"),
-        ("run --baseline {repo}/baselines/tiny.yaml --z nan", "--z: expected a finite number, got nan"),
+        ("run --baseline {repo}/baselines/tiny.yaml --alpha nan", "--alpha: expected a finite number, got nan"),
         ("run --baseline {repo}/baselines/tiny.yaml --min-delta inf", "--min-delta: expected a finite number"),
         ("sample {run} --temperature nan", "--temperature: must be in [0, 100]"),
         ("eval {run} --timeout nan", "--timeout: must be in (0, 86400]"),
@@ -133,8 +133,11 @@ CASES = {
         ("train {tiny} --threads -2 --out {root}/out", "train.threads: must be in [0, 4096], got -2"),
         ("runs --limit 0", "--limit: must be at least 1, got 0"),
         ("lr-find {tiny} --steps 1 --out {root}/out", "--steps: must be in [3, 1e6], got 1"),
-        ("mutate lr x7 --baseline {tiny} --out {root}/out", "x7"),
+        ("mutate lr x0 --baseline {tiny} --out {root}/out", "unknown variant 'x0' of mutation 'lr'"),   # any xF > 0 is one
+        ("mutate lr xinf --baseline {tiny} --out {root}/out", "unknown variant 'xinf'"),
         ("frobnicate", "unknown command 'frobnicate'"),
+        ("report nowhere", "nowhere: no campaign ledger there or under experiments/"),
+        ("report nowhere --bins 3", "unrecognized arguments: --bins 3"),
         ("runs --status bogus", "argument --status: invalid choice: 'bogus'"),
         ("runs --gen abc", "argument --gen: invalid int value: 'abc'"),
         ("data filter {corpus} --filters '[{{name: nope}}]'", "data.filters[0]: unknown filter 'nope'"),

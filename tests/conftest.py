@@ -72,7 +72,7 @@ def tiny_overrides(source: str, steps: int = 4) -> list[str]:
     return [f"data.source={source}", "model.n_layer=1", "model.n_head=2", "model.n_embd=32",
             "model.block_size=32", "train.batch_size=4", "train.warmup_steps=2",
             f"budget.steps={steps}", "budget.tokens=0", "budget.seconds=0",
-            "eval.interval=1000", "eval.batches=2"]
+            "eval.interval=1000", "eval.bytes=256"]
 
 
 # what a component needs on top of the defaults to be valid (and exercised) on the tiny model

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", action="append", default=[], metavar="TASK=PATH",
                    help="file or folder for one task, e.g. gsm8k=test.jsonl, mmlu=DIR (repeatable)")
     p.add_argument("--samples", help="score completions from this JSONL instead of a model (gsm8k, humaneval)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="--samples: score a HumanEval file that does not cover every problem (not comparable)")
     p.add_argument("--ref", help="reference model for the preference and constitution tasks' DPO reward margin")
     p.add_argument("--rank", help="ranking weights, e.g. mmlu=1,gsm8k=2 (default: the checkpoint's eval.rank)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -95,7 +97,7 @@ def eval_main(argv: list[str]) -> int:
             raise UserError(f"--out {args.out}: is a folder; name the JSON file to write")
     opts = EvalOptions(data_dir=args.data, paths=_paths(args.path), limit=args.limit, shots=args.shots,
                        seed=args.seed, max_new_tokens=args.max_new_tokens, timeout=args.timeout,
-                       workers=args.workers, dpo_beta=args.dpo_beta)
+                       workers=args.workers, dpo_beta=args.dpo_beta, allow_partial=args.allow_partial)
     log = (lambda msg: print(msg, file=sys.stderr, flush=True))
     start = time.perf_counter()
     weights = parse_weights(args.rank) if args.rank else None

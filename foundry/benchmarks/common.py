@@ -28,6 +28,7 @@ class EvalOptions:
     workers: int = 2                     # HumanEval: sandbox processes at once
     dpo_beta: float = 0.1                # preference: beta of the implicit DPO reward
     reference: object = None             # preference: a reference LanguageModel, or None
+    allow_partial: bool = False          # --samples: score a file that leaves problems out (HumanEval)
 
 
 def data_root(opts: EvalOptions) -> str:

@@ -9,6 +9,11 @@ problems ("Question: ...\\nAnswer: ...\\n\\n", calculator annotations <<...>> re
 question; greedy generation stops at a blank line or the next "Question:". The final number of the
 generation (after "####" if present, else after "answer is", else the last number) is compared with
 the gold number as a decimal: commas, signs, "$", trailing units and "18.00" vs "18" are handled.
+That lenient `exact_match` is the score. Next to it, for comparison with published numbers, the
+result holds lm-eval's two answers of the same generations (its gsm8k task, version 3):
+`strict_match` (the first "#### N" only) and `flexible_extract` (the last number-like string),
+both compared as lm-eval's exact_match does: commas, "$", everything up to "#### " and a final
+"." removed from prediction and gold, case ignored, then string equality ("18.00" != "18").
 """
 from __future__ import annotations
 
@@ -33,6 +38,30 @@ NUMBER = re.compile(r"(?<![\w.])([-\u2212])?\$?((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\
 CALCULATOR = re.compile(r"<<[^>]*>>")
 ANSWER_IS = re.compile(r"answer is", re.IGNORECASE)
 STOP = ["\n\n", "Question:"]
+# lm-eval's gsm8k filters and exact_match settings (lm_eval/tasks/gsm8k/gsm8k.yaml)
+LM_EVAL_FILTERS = {"strict_match": (re.compile(r"#### (\-?[0-9\.\,]+)"), 0),        # (regex, which match)
+                   "flexible_extract": (re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)"), -1)}
+LM_EVAL_IGNORE = [re.compile(","), re.compile(r"\$"), re.compile(r"(?s).*#### "), re.compile(r"\.$")]
+INVALID = "[invalid]"
+
+
+def lm_eval_extract(text: str, name: str) -> str:
+    """lm-eval's RegexFilter: the chosen match (a group tuple gives its first non-empty group), stripped."""
+    regex, which = LM_EVAL_FILTERS[name]
+    found = regex.findall(text)
+    if not found:
+        return INVALID
+    match = found[which]
+    if isinstance(match, tuple):
+        match = next((m for m in match if m), INVALID)
+    return match.strip()
+
+
+def lm_eval_normalize(text: str) -> str:
+    """lm-eval's exact_match with gsm8k's regexes_to_ignore and ignore_case."""
+    for regex in LM_EVAL_IGNORE:
+        text = regex.sub("", text)
+    return text.lower()
 
 
 def _numbers(text: str) -> list[str]:
@@ -129,12 +158,19 @@ class GSM8K:
 
     def score_one(self, index: int, row: dict, completion: str) -> dict:
         pred = extract_answer(completion)
-        return {"task_id": index, "gold": row["gold"], "pred": pred, "correct": pred == row["gold"],
+        item = {"task_id": index, "gold": row["gold"], "pred": pred, "correct": pred == row["gold"],
                 "completion": completion}
+        gold = lm_eval_normalize(row["answer"])
+        for name in LM_EVAL_FILTERS:
+            answer = lm_eval_extract(completion, name)
+            item[name] = {"answer": answer, "correct": lm_eval_normalize(answer) == gold}
+        return item
 
     def result(self, items: list[dict], **details) -> dict:
-        acc = sum(it["correct"] for it in items) / max(1, len(items))
-        return make_result(self.name, "exact_match", acc, self.chance, items, **details)
+        n = max(1, len(items))
+        acc = sum(it["correct"] for it in items) / n
+        lm_eval = {name: sum(it[name]["correct"] for it in items) / n for name in LM_EVAL_FILTERS}
+        return make_result(self.name, "exact_match", acc, self.chance, items, **lm_eval, **details)
 
     def score_samples(self, path: str) -> dict:
         """Score completions made elsewhere: JSONL of {"task_id": test line index (0-based), "completion"}."""

@@ -8,7 +8,9 @@ DATA/humaneval/HumanEval.jsonl.gz or --path humaneval=FILE. The model continues 
 until a line starts a new top-level statement (the Codex stop sequences); the program
 prompt + completion + test + `check(entry_point)` runs in the sandbox (see sandbox.py), one process
 per sample. Several samples per task (from --samples) give the unbiased pass@k estimator of Chen et
-al. 2021 for every k that all tasks have enough samples for; the score is pass@1.
+al. 2021 for every k that all tasks have enough samples for; the score is pass@1. A --samples file
+must cover every problem, as published pass@k numbers do (a pass@1 over the problems a model got
+through is not comparable); --allow-partial scores one that does not, and the result says so.
 """
 from __future__ import annotations
 
@@ -105,4 +107,11 @@ class HumanEval:
             if not isinstance(record["completion"], str):
                 raise UserError(f"{path}:{record['_line']}: completion must be a string")
             pairs.append((problems[record["task_id"]], record["completion"]))
-        return self.result(self.check(limited(pairs, self.opts)), samples=path)
+        missing = [t for t in problems if t not in {p["task_id"] for p, _ in pairs}]
+        if missing and not self.opts.allow_partial:
+            shown = ", ".join(missing[:3]) + (f" +{len(missing) - 3} more" if len(missing) > 3 else "")
+            raise UserError(f"{path}: no sample for {len(missing)} of the {len(problems)} problems ({shown}); "
+                            "pass@k over part of HumanEval is not comparable with published numbers: "
+                            "pass --allow-partial to score it anyway")
+        return self.result(self.check(limited(pairs, self.opts)), samples=path, problems_total=len(problems),
+                           partial=bool(missing))

@@ -9,8 +9,10 @@ format: a header naming the subject, k solved questions from `dev` (default 5), 
 and "Answer:"; the prediction is the letter among " A", " B", " C", " D" with the highest
 log-likelihood. Shots that do not fit the model's context are dropped whole from the left (the
 count used is recorded per item); a question that still does not fit loses its start to the
-model's left truncation (`truncated`, per item and as a fraction). Score: the macro average over subjects; the micro average and
-every subject's accuracy are in the result. --limit N takes questions round-robin over subjects.
+model's left truncation (`truncated`, per item and as a fraction). Score (metric `acc`): the micro average
+over all questions, as lm-eval and the original evaluate.py report MMLU, so it compares with published
+numbers; `acc_macro`, the mean of the subjects' accuracies (Foundry's headline before), and every
+subject's accuracy are in the result too. --limit N takes questions round-robin over subjects.
 `mmlu_val` is the same on the val split (for ranking during a search, keeping test untouched).
 """
 from __future__ import annotations
@@ -117,7 +119,7 @@ class MMLU:
         subject_acc = {s: sum(v) / len(v) for s, v in sorted(per_subject.items())}
         macro = sum(subject_acc.values()) / max(1, len(subject_acc))
         micro = sum(it["correct"] for it in items) / max(1, len(items))
-        return make_result(self.name, "acc_macro", macro, self.chance, items, micro_acc=micro,
+        return make_result(self.name, "acc", micro, self.chance, items, acc_macro=macro, micro_acc=micro,
                            subjects=subject_acc, n_subjects=len(subject_acc), split=self.split,
                            mean_shots=sum(used) / max(1, len(used)),
                            truncated=sum(cut) / max(1, len(cut)))

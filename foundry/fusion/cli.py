@@ -69,12 +69,12 @@ def report_main(argv) -> int:
                                "slices), as a heatmap PNG and JSON, with each source's val_bpb.")
     p.add_argument("run", help="a fused run folder (or its checkpoint/)")
     p.add_argument("--out", help="PNG path (default RUN/fusion_usage.png; the JSON goes beside it)")
-    p.add_argument("--batches", type=int, default=0, help="validation batches per source (default eval.batches)")
+    p.add_argument("--bytes", type=int, default=None, help="validation bytes per source (default eval.bytes)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(argv)
     from foundry.fusion.report import usage_report, write_report
-    report = usage_report(args.run, device=args.device, batches=args.batches or None)
+    report = usage_report(args.run, device=args.device, n_bytes=args.bytes)
     png = args.out or os.path.join(args.run, "fusion_usage.png")
     write_report(report, png)
     if args.json:

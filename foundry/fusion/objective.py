@@ -21,7 +21,7 @@ import torch
 
 from foundry.data import get_batch, load_dataset
 from foundry.errors import UserError
-from foundry.evaluation import val_metrics
+from foundry.evaluation import val_metrics, val_slice
 from foundry.fusion.experts import expert_tokenizer
 from foundry.fusion.model import FusedModel
 from foundry.fusion.spec import MixtureSource, parse_fused
@@ -98,7 +98,8 @@ class FusionObjective:
         metrics, loss, bpb = {}, 0.0, 0.0
         for name, weight in zip(self.names, self.weights.tolist()):
             ds = self.datasets[name]
-            m = val_metrics(model, ds.val, self.cfg, ds.val_bytes_per_token, self.device)
+            tokens, per_token = val_slice(ds.val, self.tokenizer.decode, self.cfg.eval.bytes)   # eval.bytes each
+            m = val_metrics(model, tokens, self.cfg, per_token, self.device)
             metrics[f"val_loss/{name}"], metrics[f"val_bpb/{name}"] = m["val_loss"], m["val_bpb"]
             loss, bpb = loss + weight * m["val_loss"], bpb + weight * m["val_bpb"]
         return {"val_loss": loss, "val_bpb": bpb, **metrics}

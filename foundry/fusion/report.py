@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from foundry.errors import UserError
-from foundry.evaluation import val_windows
+from foundry.evaluation import val_slice, val_windows
 from foundry.io import atomic_write_text
 
 
 @torch.no_grad()
-def usage_report(run, device="auto", batches=None) -> dict:
+def usage_report(run, device="auto", n_bytes=None) -> dict:
     from foundry.fusion.model import FusedModel
     from foundry.fusion.objective import FusionObjective
     from foundry.hardware import autocast, pick_device
@@ -34,10 +34,11 @@ def usage_report(run, device="auto", batches=None) -> dict:
     if not isinstance(model, FusedModel):
         raise UserError(f"{run}: not a fused model (its config has no fusion section)")
     objective = FusionObjective(cfg, device, tokenizer)
-    n_windows = (batches or cfg.eval.batches) * cfg.train.batch_size
     usage = {}
     for name, ds in objective.datasets.items():
-        windows = val_windows(ds.val, cfg.model.block_size, n_windows)
+        tokens, _ = val_slice(ds.val, objective.tokenizer.decode, cfg.eval.bytes if n_bytes is None else n_bytes)
+        windows = np.concatenate([w[:, :cfg.model.block_size + 1] for w in val_windows(tokens, cfg.model.block_size)
+                                  if w.shape[1] == cfg.model.block_size + 1])   # the slice's full windows
         sums = [np.zeros(len(layer.paths)) for layer in model.blocks]
         for i in range(0, len(windows), 32):
             chunk = torch.from_numpy(windows[i:i + 32, :-1]).to(device)
@@ -47,7 +48,7 @@ def usage_report(run, device="auto", batches=None) -> dict:
                 total += rows.float().sum(dim=0).cpu().numpy()
         usage[name] = [{label: float(v / len(windows)) for label, v in zip(layer.router.names, total)}
                        for layer, total in zip(model.blocks, sums)]
-    metrics = objective.evaluate(model)  # the trainer's numbers: eval.batches per source
+    metrics = objective.evaluate(model)  # the trainer's numbers: eval.bytes per source
     val_bpb = {n: metrics.get(f"val_bpb/{n}") for n in objective.names}
     val_bpb["mixture"] = metrics.get("val_bpb")
     return {"run": os.fspath(run), "usage": usage, "val_bpb": val_bpb, "windows_per_source": len(windows),

@@ -89,6 +89,7 @@ def _scoring_cfg(cfg, spec: dict):
 
 # ---------------------------------------------------------------- val_bpb
 VAL_BPB_KEYS = ("source", "batches", "dtype", "weight", "label")
+DEFAULT_BATCHES = 8   # what eval.batches defaulted to before the byte slice
 
 
 def check_val_bpb(spec: dict, where: str) -> None:
@@ -133,8 +134,11 @@ def val_bpb(model, cfg, spec: dict, split: str) -> dict:
     if (len(half) - 1) // cfg.model.block_size < 1:
         raise UserError(f"fitness val_bpb: {source}: the {split} half of the validation split has {len(half)} tokens, "
                         f"fewer than one window of model.block_size={cfg.model.block_size}")
-    batches = spec.get("batches") or cfg.eval.batches
-    metrics = val_metrics(model, half, _scoring_cfg(cfg, spec), bytes_per_token, _device(model), batches)
+    # the first `batches` batches of train.batch_size windows of block_size tokens of the half (the
+    # trainer's own slice is eval.bytes of the whole split; this plugin scores halves of it)
+    batches = spec.get("batches") or DEFAULT_BATCHES
+    scored = half[:batches * cfg.train.batch_size * cfg.model.block_size + 1]
+    metrics = val_metrics(model, scored, _scoring_cfg(cfg, spec), bytes_per_token, _device(model))
     return {"fitness": -metrics["val_bpb"], "val_bpb": metrics["val_bpb"], "val_loss": metrics["val_loss"]}
 
 

@@ -29,7 +29,7 @@ from foundry.config import LINEAGE_KEYS, Config, config_hash, diff
 from foundry.errors import UserError
 from foundry.hardware import describe_machine
 from foundry.io import atomic_write_text
-from foundry.lineage.repo import code_fingerprint, head_text, text_hash
+from foundry.lineage.repo import head_text, running_code, text_hash
 
 FALLBACK_IDENTITY = {"GIT_AUTHOR_NAME": "foundry supervisor", "GIT_AUTHOR_EMAIL": "foundry@localhost",
                      "GIT_COMMITTER_NAME": "foundry supervisor", "GIT_COMMITTER_EMAIL": "foundry@localhost"}
@@ -64,11 +64,12 @@ class Promotion:
     test: str = ""             # one line: improvement versus threshold
     fingerprint: str = ""
     hardware: str = ""
+    notes: list = field(default_factory=list)   # lines for the body: compute of both sides, transfer, ...
 
 
 def build_promotion(repo: git.Repo, rel: str, promotion_id: str, baseline: Config, candidate: Config,
                     change: str, metric: str, difference, seeds: list, trial_ids: list, campaign: str,
-                    generation: int, test: str) -> Promotion:
+                    generation: int, test: str, notes: list = ()) -> Promotion:
     """The one way a promotion is described: the new file text (only the candidate's changes, lineage
     updated), the config diff, the per-seed table, the means of `difference` (a stats.Difference),
     the code fingerprint and the machine."""
@@ -76,7 +77,7 @@ def build_promotion(repo: git.Repo, rel: str, promotion_id: str, baseline: Confi
     changes = {k: v for k, v in diff(baseline, candidate).items() if k.split(".")[0] not in LINEAGE_KEYS}
     return Promotion(promotion_id, rel, text, config_hash(baseline), baseline.name, change, metric,
                      difference.baseline_mean, difference.candidate_mean, changes, seeds, trial_ids, campaign,
-                     generation, test, code_fingerprint(repo), describe_machine())
+                     generation, test, running_code(repo), describe_machine(), list(notes))
 
 
 def _set_dotted(data: dict, dotted: str, value) -> None:
@@ -119,7 +120,7 @@ def message(p: Promotion) -> str:
     lines += [f"  {k}: {a!r} -> {b!r}" for k, (a, b) in sorted(p.config_diff.items())] or ["  (none)"]
     lines += ["", f"  {'seed':>8}  {'baseline':>10}  {'candidate':>10}"]
     lines += [f"  {s:>8}  {_fmt(b):>10}  {_fmt(c):>10}" for s, b, c in p.seeds]
-    lines += [f"  {'mean':>8}  {p.before:>10.4f}  {p.after:>10.4f}", f"  {p.test}", "",
+    lines += [f"  {'mean':>8}  {p.before:>10.4f}  {p.after:>10.4f}", f"  {p.test}", *[f"  {n}" for n in p.notes], "",
               f"Trials: {', '.join(p.trial_ids)}", f"Campaign: {p.campaign}, generation {p.generation}",
               f"Code: {p.fingerprint}", f"Hardware: {p.hardware}", "",
               f"Foundry-Promotion: {p.promotion_id}", f"Foundry-Baseline: {p.rel_path}",

@@ -5,11 +5,17 @@
     check_committed(repo, rel)                       # UserError if untracked or edited
     head_text(repo, rel); text_hash(text)            # the committed file, its config hash
     code_fingerprint(repo)                           # HEAD sha (+ hash of uncommitted edits)
+    running_code(repo)                               # the fingerprint of the foundry that runs for repo
+
+A repository that holds the foundry package (a checkout of this project) runs its own code: the
+supervisor puts it first on the path of every trial (agent/code.py). A repository that only holds
+configs runs the installed package: its fingerprint names that package's folder and checkout.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+from importlib import metadata
 
 import git
 import yaml
@@ -73,3 +79,29 @@ def code_fingerprint(repo: git.Repo, exclude: tuple = ("experiments/",)) -> str:
         else:
             digest.update(str(size).encode())
     return f"{head}+{digest.hexdigest()[:12]}" if dirty else head
+
+
+def holds_package(root: str) -> bool:
+    """Does the repository at `root` hold its own foundry package?"""
+    return os.path.isfile(os.path.join(root, "foundry", "__init__.py"))
+
+
+def imported_root() -> str:
+    """The folder this process imports foundry from (the parent of the package folder)."""
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))   # foundry/lineage/repo.py
+    return os.path.dirname(package)
+
+
+def running_code(repo: git.Repo) -> str:
+    """Fingerprint of the code that trials of `repo` run: the repository's own when it holds the
+    package, else the installed package's ("PATH@HEAD[+dirty]" for a checkout, else its version)."""
+    if holds_package(repo.working_tree_dir):
+        return code_fingerprint(repo)
+    root = imported_root()
+    try:
+        return f"{root}@{code_fingerprint(git.Repo(root, search_parent_directories=True))}"
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        try:
+            return f"{root}@foundry {metadata.version('foundry')}"
+        except metadata.PackageNotFoundError:
+            return f"{root}@foundry (unknown version)"

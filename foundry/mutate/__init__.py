@@ -23,6 +23,9 @@ from foundry.mutate.pipeline import PIPELINE, builds_the_same
 from foundry.mutate.training import TRAINING
 
 MUTATIONS = {**ARCHITECTURE, **PIPELINE, **TRAINING, **DATA}
+# types whose function scales by factor_of(variant): any factor "xF" (F > 0) is a valid variant of them,
+# the listed ones are the defaults (the learned proposer tunes lr, warmup and weight_decay this way)
+FACTOR_TYPES = ("lr", "batch_size", "warmup", "weight_decay", "width", "heads", "context")
 
 
 class NoOpMutation(UserError):
@@ -46,8 +49,17 @@ def check(mutation_type: str, variant: str) -> None:
     if mutation_type not in MUTATIONS:
         raise UserError(f"unknown mutation type {mutation_type!r} (valid: {', '.join(MUTATIONS)})")
     variants = MUTATIONS[mutation_type][1]
+    if mutation_type in FACTOR_TYPES and _is_factor(variant):
+        return
     if variant not in variants:
         raise UserError(f"unknown variant {variant!r} of mutation {mutation_type!r} (valid: {', '.join(variants)})")
+
+
+def _is_factor(variant: str) -> bool:
+    try:
+        return variant.startswith("x") and 0 < float(variant[1:]) < float("inf")
+    except ValueError:
+        return False
 
 
 def apply(cfg: Config, mutation_type: str, variant: str) -> Config:

@@ -85,9 +85,12 @@ def mlp_ratio(cfg, variant):
 
 
 def context(cfg, variant):
-    """Context length block_size: half or double (tokens per step follow)."""
-    new = scaled_int(cfg.model.block_size, factor_of(variant), 1, 8)
-    return with_values(cfg, {"model.block_size": new})
+    """Context length block_size: half or double. A step budget is rescaled so the token budget stays the same."""
+    old, new = cfg.model.block_size, scaled_int(cfg.model.block_size, factor_of(variant), 1, 8)
+    updates = {"model.block_size": new}
+    if cfg.budget.steps:
+        updates["budget.steps"] = max(1, round(cfg.budget.steps * old / new))
+    return with_values(cfg, updates)
 
 
 def norm(cfg, variant):

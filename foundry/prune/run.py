@@ -47,7 +47,7 @@ def prune_run(run, out, method: str = "", sparsity: float = 0.5, pattern: str = 
               evaluate: bool = True, log=print) -> dict:
     """Prune the run folder or checkpoint `run` into the new folder `out`; returns the report."""
     from foundry.data import load_dataset
-    from foundry.evaluation import val_metrics
+    from foundry.evaluation import val_metrics, val_slice
     from foundry.weights.checkpoint import load_model, save_weights
     from foundry.weights.lora import merge_lora
 
@@ -70,8 +70,11 @@ def prune_run(run, out, method: str = "", sparsity: float = 0.5, pattern: str = 
     if data is not None:
         x, y = (t.to(device) for t in calibration_batch(data.train, calibration, cfg.model.block_size, seed))
 
-    def metrics(m, c):
-        return val_metrics(m, data.val, c, data.val_bytes_per_token, device) if evaluate else {}
+    def metrics(m, c):   # the trainer's slice: the first eval.bytes bytes of the validation text
+        if not evaluate:
+            return {}
+        tokens, per_token = val_slice(data.val, data.tokenizer.decode, c.eval.bytes)
+        return val_metrics(m, tokens, c, per_token, device)
     before = metrics(model, cfg)
     label = _label(method, sparsity, pattern, structured)
     log(f"pruning {run} ({model.num_params():,} params): {label}")

@@ -24,9 +24,12 @@ BACKENDS = ("local", "ray")
 
 def open_pool(backend: str = "local", workers="auto", *, devices_per_trial: int = 1, cpus_per_trial: int = 1,
               address: str | None = None, timeout_s: float | None = None, cwd: str | None = None,
-              command: list[str] | None = None, preload: bool | None = None, namespace: str = "foundry"):
+              command: list[str] | None = None, preload: bool | None = None, namespace: str = "foundry",
+              env: dict | None = None):
     """A pool of the backend: local (`workers` as plan_workers takes it) or ray (resources of the
-    cluster at `address`: auto, local (a fresh one-machine Ray), or HOST:PORT)."""
+    cluster at `address`: auto, local (a fresh one-machine Ray), or HOST:PORT). `env` (local only)
+    reaches every trial, e.g. the supervised repository first on PYTHONPATH (agent/code.py); Ray
+    workers run the code their machines have, and a trial that ran other code fails its check."""
     if backend not in BACKENDS:
         raise UserError(f"--backend: unknown {backend!r} (valid: {', '.join(BACKENDS)})")
     if devices_per_trial < 1 or cpus_per_trial < 1:
@@ -37,7 +40,7 @@ def open_pool(backend: str = "local", workers="auto", *, devices_per_trial: int 
                        namespace=namespace)
     try:
         return WorkerPool(plan_workers(workers), timeout_s=timeout_s, command=command, cwd=cwd, preload=preload,
-                          devices_per_trial=devices_per_trial)
+                          devices_per_trial=devices_per_trial, env=env)
     except ValueError as e:
         raise UserError(f"workers: {e}") from None
 

@@ -190,7 +190,7 @@ def classify(returncode: int | None, summary: dict | None, log_tail: str, kill_r
 class WorkerPool:
     def __init__(self, workers: list[Worker], timeout_s: float | None = None, grace_s: float = 5.0,
                  command: list[str] | None = None, cwd: str | None = None, preload: bool | None = None,
-                 devices_per_trial: int = 1):
+                 devices_per_trial: int = 1, env: dict | None = None):
         if not workers:
             raise ValueError("a worker pool needs at least one worker")
         gpus = [w.device for w in workers if w.device != "cpu"]
@@ -199,6 +199,7 @@ class WorkerPool:
                              f"workers on {len(set(gpus))} GPUs")
         self.workers = list(workers)
         self.devices_per_trial = devices_per_trial
+        self.env = dict(env or {})   # for every trial and the preloader, e.g. PYTHONPATH (agent/code.py)
         self.timeout_s = timeout_s
         self.grace_s = grace_s
         self.command = list(command or TRAIN_COMMAND)
@@ -258,7 +259,7 @@ class WorkerPool:
     def warm(self) -> None:
         """Start the preloader now (it imports torch in the background); else at the first trial."""
         if self.preload and self.preloader is None:
-            self.preloader = Preloader(dict(os.environ), self.cwd)
+            self.preloader = Preloader({**os.environ, **self.env}, self.cwd)
 
     def recover(self, running: list[tuple[TrialSpec, int | None]]) -> set:
         """After a crash of the process that ran them: local trials cannot be re-attached; kill any
@@ -304,14 +305,14 @@ class WorkerPool:
             argv.append("--resume")
         if len(workers) > 1:
             argv += ["--nproc", str(len(workers))]
-        env = {**os.environ, **worker.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.env, **worker.env, "PYTHONUNBUFFERED": "1"}
         log_path = os.path.join(spec.out_dir, LOG_NAME)
         with open(log_path, "ab") as log:
             log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {worker.name}: {' '.join(argv)}\n".encode())
             log.flush()
             offset = log.tell()
         proc = self.preloader and self.preloader.spawn(argv[len(self.command) - 1:], self.cwd or os.getcwd(),
-                                                       log_path, {**worker.env, "PYTHONUNBUFFERED": "1"})
+                                                       log_path, {**self.env, **worker.env, "PYTHONUNBUFFERED": "1"})
         if proc is None:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -44,7 +44,7 @@ def _parser(prog: str, description: str) -> argparse.ArgumentParser:
 # each command's numeric options and the values they may take ("[a, b]" closed, "(a, b)" open)
 RANGES = {
     "sweep": {"seeds": "[1, 1000]", "grace": "[0, 1e15]", "eta": "(1, 100]", "max_budget": "[0, 1e15]",
-              "top_k": "[1, 1000]", "timeout": "(0, 1e7]", "min_delta": "[0, 1e9]", "z": "[0, 100]"},
+              "top_k": "[1, 1000]", "timeout": "(0, 1e7]", "min_delta": "[0, 1e9]", "alpha": "(0, 1)"},
     "compare": {"seeds": "[1, 1000]", "level": "(0, 1)", "timeout": "(0, 1e7]"},
     "lr-find": {"min_lr": "(0, 1000]", "max_lr": "(0, 1000]", "steps": "[3, 1e6]", "smooth": "[0, 1)",
                 "diverge": "(1, 1e6]"},
@@ -83,7 +83,8 @@ def sweep_main(argv: list[str]) -> int:
     p.add_argument("--promote", action="store_true", help="commit the winner as the new baseline if it beats "
                                                            "the baseline beyond noise (agent/promotion.py)")
     p.add_argument("--min-delta", type=float, default=0.001, help="promotion: smallest improvement that counts")
-    p.add_argument("--z", type=float, default=2.0, help="promotion: improvement must exceed z x its standard error")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="promotion: one-sided level of the Welch t-test of the winner against the baseline")
     p.add_argument("--gpus-per-trial", type=int, default=1, help="devices each trial takes and trains on with "
                                                                  "as many processes (DDP/FSDP)")
     from foundry.runner.backends import add_backend_arguments
@@ -113,7 +114,7 @@ def sweep_main(argv: list[str]) -> int:
                              backend=args.backend or "local", address=args.address,
                              devices_per_trial=args.gpus_per_trial)
     if args.promote:
-        report["promotion"] = sweep.promote_winner(report, args.baseline, old_hash, args.min_delta, args.z, log=log)
+        report["promotion"] = sweep.promote_winner(report, args.baseline, old_hash, args.min_delta, args.alpha, log=log)
     print(to_json(report, indent=2) if args.json else sweep.format_report(report))
     return 0
 

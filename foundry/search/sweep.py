@@ -217,7 +217,7 @@ def check_promotable(baseline_path: str) -> str:
 
 
 def promote_winner(report: dict, baseline_path: str, old_hash: str, min_delta: float = 0.001,
-                   z: float = 2.0, log=print) -> str | None:
+                   alpha: float = 0.05, log=print) -> str | None:
     """Commit the winner as the new baseline if it beats the baseline by more than the noise.
 
     `report["ranking"]` holds metric values as reported (val_bpb, or a task score) and
@@ -232,9 +232,9 @@ def promote_winner(report: dict, baseline_path: str, old_hash: str, min_delta: f
         return None
     base_values = [v for v in rows["baseline"]["values"] if v is not None]
     cand_values = [v for v in winner["values"] if v is not None]
-    d = stats.difference(base_values, cand_values, z=z, min_delta=min_delta,
+    d = stats.difference(base_values, cand_values, alpha=alpha, min_delta=min_delta,
                          lower_is_better=report["lower_is_better"])
-    test = f"improvement {d.improvement:.4f} vs threshold {d.threshold:.4f} = max(min_delta {min_delta}, {z} x se {d.se:.4f})"
+    test = d.summary(min_delta)
     if not d.significant:
         log(f"promotion: near-miss for {winner['label']}: {test}")
         return None

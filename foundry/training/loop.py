@@ -52,6 +52,9 @@ from foundry.weights.masks import apply_masks, masked_weights
 COMPILE_WARMUP_STEPS = 3  # with train.compile: steps whose time includes compilation
 
 
+CODE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))   # ROOT/foundry/training
+
+
 class _Stop:
     """SIGINT/SIGTERM set a flag; the loop checkpoints and exits as `interrupted`."""
 
@@ -275,6 +278,7 @@ def train(cfg: Config, out_dir, resume: bool = False, stop_after_steps: int | No
         "peak_mem_mb": hardware.peak_memory_mb(s.device), "wall_s": time.time() - wall_start,
         "config_hash": config_hash(cfg), "name": cfg.name, "seed": cfg.train.seed,
         "device": hardware.describe(s.device), "threads": torch.get_num_threads(), "data": s.objective.meta,
+        "code_root": CODE_ROOT,   # the folder this trainer's foundry package was imported from
         "eval": metrics,  # every number of the last evaluation (per source for a fused model)
         "strategy": s.strategy.name, "world_size": s.strategy.world_size,
     }

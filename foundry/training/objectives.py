@@ -29,7 +29,7 @@ from foundry.data import build_tokenizer, load_dataset, load_preference_pairs
 from foundry.data.curriculum import NEEDS_REFERENCE, available_share
 from foundry.data.packing import PACKINGS
 from foundry.errors import UserError
-from foundry.evaluation import val_metrics
+from foundry.evaluation import val_metrics, val_slice
 from foundry.fusion.objective import FusionObjective
 from foundry.hardware import autocast
 from foundry.training.losses import LOSSES
@@ -63,6 +63,11 @@ class NextToken:
         if cfg.data.packing != "random":
             self.meta = dict(self.meta, packing=self.sampler.stats)  # the waste, in the run summary
         self.description = f"{len(self.data.train):,} train / {len(self.data.val):,} val tokens"
+        try:   # the fixed slice of validation text every variant is scored on (foundry/evaluation.py)
+            self.val_tokens, self.val_bytes_per_token = val_slice(self.data.val, self.tokenizer.decode,
+                                                                  cfg.eval.bytes)
+        except ValueError as e:
+            raise UserError(f"eval.bytes: {e}") from None
 
     def start(self, model):
         pass
@@ -87,9 +92,10 @@ class NextToken:
         return self.loss_fn(model(x) if doc_ids is None else model(x, doc_ids=doc_ids), y)
 
     def evaluate(self, model):
-        tokens = val_share(self.data.val, self.cfg.model.block_size, self.cfg.eval.batches * self.cfg.train.batch_size,
-                           *self.ranks)
-        return val_metrics(model, tokens, self.cfg, self.data.val_bytes_per_token, self.device)
+        tokens, block = self.val_tokens, self.cfg.model.block_size
+        if (len(tokens) - 1) % block == 0:   # whole windows only: each rank scores an equal run of them
+            tokens = val_share(tokens, block, (len(tokens) - 1) // block, *self.ranks)
+        return val_metrics(model, tokens, self.cfg, self.val_bytes_per_token, self.device)
 
 
 class Preference:

@@ -6,7 +6,8 @@
                          a run whose pid is gone is `dead`, whatever progress.json last said)
     RUN/metrics.jsonl    one line per step (loss, lr, grad_norm, the objective's and FFNs' stats)
                          and per eval (val_loss, val_bpb)
-    RUN/events.out.tfevents.*   TensorBoard: loss, lr, grad_norm, tokens_per_s, val metrics
+    RUN/events.out.tfevents.*   TensorBoard, common tag names: train/loss, train/lr, train/grad_norm,
+                         train/tokens_per_s, val/loss, val/bpb (TB_TAGS; other metrics as val/NAME)
     RUN/summary.json     written atomically at the end; the same keys end stdout as `key: value`
     RUN/checkpoint/      see foundry/weights/checkpoint.py
 
@@ -30,6 +31,7 @@ from foundry.io import atomic_write_text, to_json, write_json
 EVENTS = "events.out.tfevents.*"
 
 EXIT_CODES = {"done": 0, "diverged": 3, "interrupted": 130, "failed": 1}   # summary status -> exit code
+TB_TAGS = {"val_loss": "val/loss", "val_bpb": "val/bpb"}   # metric -> TensorBoard tag (was val/val_loss, ...)
 SUMMARY_KEYS = ("status", "val_loss", "val_bpb", "train_tokens", "tokens_per_s", "mfu", "params",
                 "flops_per_token", "peak_mem_mb", "wall_s", "config_hash")
 
@@ -150,7 +152,7 @@ class RunFiles:
 
     def scalars(self, step, metrics: dict) -> None:
         for key, value in metrics.items():
-            self.writer.add_scalar(f"val/{key}", value, step)
+            self.writer.add_scalar(TB_TAGS.get(key, f"val/{key}"), value, step)
         self.metrics.write(to_json({"step": step, **metrics}) + "\n")
         self.metrics.flush()
         text = " ".join(f"{k} {v:.4f}" for k, v in metrics.items())

@@ -20,7 +20,7 @@ def tiny_baseline(steps: int = 20) -> dict:
     data["model"].update(n_layer=1, n_head=2, n_embd=32, block_size=32)
     data["train"].update(lr=1e-5, min_lr=1e-6, warmup_steps=0, batch_size=8)
     data["budget"] = {"steps": steps}
-    data["eval"] = {"interval": 1000, "batches": 2}
+    data["eval"] = {"interval": 1000, "bytes": 512}
     return data
 
 

@@ -23,7 +23,7 @@ def test_a_generation_trains_pruned_and_distilled_variants(tmp_path, shared_data
     queue(repo, "wanda.yaml", "train:\n  prune: {method: wanda, sparsity: 0.3}\n")
     queue(repo, "hot.yaml", "train:\n  distill: {temperature: 4.0, alpha: 0.2}\n")
     done = foundry(repo, "run", "--population", "2", "--workers", "2", "--generations", "1",
-                   "--confirm-seeds", "1", "--keep-checkpoints", "all", timeout=600)
+                   "--confirm-seeds", "0", "--no-noise-control", "--keep-checkpoints", "all", timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     trials = Ledger(os.path.join(repo.working_tree_dir, "experiments", "tiny", "ledger.sqlite"), readonly=True).trials()
     assert trials and all(t["status"] == "done" for t in trials), [(t["id"], t["status"], t["reason"]) for t in trials]

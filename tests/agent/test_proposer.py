@@ -1,18 +1,24 @@
 """Where candidates come from (agent/proposer.py) and which ones the supervisor lets through
 (Supervisor.collect): the queue first, then proposer.command, then the mutation registry;
-never a config that failed twice, was already screened against this baseline, or is invalid."""
+never a config that failed twice, was already screened against this baseline, or is invalid;
+never a change of seed, budget or (unless asked) evaluation; every candidate trains the
+baseline's tokens (agent/compute.py)."""
 import io
 import json
 import os
+import re
 
+import pytest
 import yaml
 
-from agent import proposer
+from agent import compute, proposer
 from agent.loop import Supervisor
 from agent.settings import Settings
 from agent.view import View
-from foundry.catalog import load
-from foundry.config import config_hash
+from foundry.catalog import from_dict, load
+from foundry.config import config_hash, dumps, to_dict
+from foundry.errors import UserError
+from foundry.mutate import apply
 from tests.agent.agent_fixtures import queue, repo  # noqa: F401
 
 
@@ -37,6 +43,7 @@ def test_collect_orders_sources_and_filters(repo, tmp_path):
     stdin_copy = tmp_path / "stdin.json"
     settings = Settings()
     settings.search.population = 3
+    settings.search.proposer = "random"
     settings.proposer.command = f"cat > {stdin_copy}; printf 'train:\\n  warmup_steps: 7\\n'"
     out = io.StringIO()
     sup = Supervisor(repo, baseline_path, campaign, settings, View(os.path.join(campaign, "log"), stream=out))
@@ -73,3 +80,60 @@ def test_a_failing_proposer_command_costs_only_a_log_line(repo):
     assert proposer.from_command("echo '[not: yaml'", {}, baseline, 10, lines.append) == []
     assert proposer.from_command("echo 'model: {n_head: 3}'", {}, baseline, 10, lines.append) == []
     assert len(lines) == 3 and "exited 3" in lines[0]
+
+
+def test_queue_refuses_seed_budget_and_eval_changes_and_labels_every_key(repo):
+    baseline = load(os.path.join(repo.working_tree_dir, "baselines", "tiny.yaml"))
+    whole = yaml.safe_load(dumps(baseline))          # a whole config, as `foundry mutate` writes one
+    whole["model"]["activation"] = "swiglu"
+    whole["budget"] = {"steps": 500}
+    whole["mutations"] = ["activation:swiglu"]
+    cases = {"seed.yaml": ({"train": {"seed": 5}}, "train.seed"),
+             "whole.yaml": (whole, "budget.steps (20 -> 500)"),
+             "eval.yaml": ({"eval": {"bytes": 100}}, "eval.bytes")}
+    for name, (data, key) in cases.items():
+        with pytest.raises(UserError, match=re.escape(key)):
+            proposer.variant_from_mapping(baseline, data, name)
+    asked = proposer.variant_from_mapping(baseline, {"eval": {"bytes": 100}, "allow_changes": ["eval.bytes"]}, "a")
+    assert asked.eval.bytes == 100
+    whole["budget"] = dict(baseline.budget.__dict__)
+    whole["model"]["n_layer"] = 3                      # not explained by its one mutation label
+    cfg = proposer.variant_from_mapping(baseline, whole, "whole.yaml")
+    assert proposer.mutation_of(baseline, cfg) == "model.activation=swiglu, model.n_layer=3"
+    cfg = apply(baseline, "activation", "swiglu")
+    assert proposer.mutation_of(baseline, cfg) == "activation:swiglu"
+
+
+def test_every_candidate_trains_the_baselines_tokens_or_flops():
+    base = from_dict({"model": {"block_size": 64, "vocab_size": 256}, "train": {"batch_size": 8},
+                      "budget": {"steps": 100}})
+    longer = from_dict({**to_dict(base), "model": {**to_dict(base)["model"], "block_size": 128}})
+    cfg, note = compute.equalize(base, longer, "tokens")
+    assert cfg.budget.steps == 50 and "100 steps -> 50 steps" in note
+    assert compute.budget_tokens(cfg) == compute.budget_tokens(base)
+    deeper = from_dict({**to_dict(base), "model": {**to_dict(base)["model"], "n_layer": 4}})
+    cfg, note = compute.equalize(base, deeper, "flops")
+    ratio = compute.flops_per_token(base, 0) / compute.flops_per_token(deeper, 0)
+    assert cfg.budget.steps == round(100 * ratio) < 100 and "flops" in note
+    assert compute.equalize(base, base, "tokens") == (base, "")
+    spent, why = compute.check([{"train_tokens": 1000, "train_flops": 1e9}], [{"train_tokens": 2000}], "tokens")
+    assert "unequal compute" in why and spent["candidate"]["tokens"] == 2000
+    assert "1,000 tokens, 1e+09 FLOPs" in compute.describe(spent)
+    assert compute.check([{"train_tokens": 1000}], [{"train_tokens": 1010}], "tokens")[1] == ""
+
+
+def test_collect_rescales_a_queued_context_change_and_never_offers_a_seed_only_change(repo):
+    root = repo.working_tree_dir
+    campaign = os.path.join(root, "experiments", "tiny")
+    baseline_path = os.path.join(root, "baselines", "tiny.yaml")
+    baseline = load(baseline_path)
+    queue(repo, "a_longer.yaml", "model:\n  block_size: 64\n")
+    settings = Settings()
+    settings.search.population = 2
+    out = io.StringIO()
+    sup = Supervisor(repo, baseline_path, campaign, settings, View(os.path.join(campaign, "log"), stream=out))
+    first, second = sup.collect(baseline, config_hash(baseline), 1)
+    assert first.cfg.model.block_size == 64 and first.cfg.budget.steps == baseline.budget.steps // 2
+    assert "budget 20 steps -> 10 steps" in first.note
+    assert second.source.startswith("learned")
+    sup.ledger.close()

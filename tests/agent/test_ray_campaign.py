@@ -14,7 +14,7 @@ def test_a_campaign_on_ray_resumes_after_kill_9_without_running_a_trial_twice(ra
     repo = make_repo(str(tmp_path / "repo"), data)
     queue(repo, "good_lr.yaml", GOOD_LR)
     args = ["run", "--backend", "ray", "--address", ray_cluster, "--population", "1", "--generations", "1",
-            "--confirm-seeds", "1", "--min-delta", "0"]
+            "--confirm-seeds", "2", "--max-confirm-seeds", "0", "--min-delta", "0"]   # a t-test needs 2 seeds
 
     proc = foundry(repo, *args, wait=False)
     wait_for_training(repo)
@@ -28,7 +28,7 @@ def test_a_campaign_on_ray_resumes_after_kill_9_without_running_a_trial_twice(ra
     assert "re-attached" in done.stdout, done.stdout
     led = ledger(repo)
     trials = led.trials()
-    assert len(trials) == 4 and all(t["status"] == "done" for t in trials)
+    assert len(trials) == 6 and all(t["status"] == "done" for t in trials)   # 2 screens, 2 x 2 confirmations
     assert all(t["attempts"] == 1 for t in trials)   # none started twice ...
     for path in glob.glob(os.path.join(repo.working_tree_dir, "experiments/tiny/gen_0001/runs/*/train.log")):
         assert open(path).read().count("==== ") == 1, path   # ... and each trainer ran once

@@ -87,10 +87,19 @@ def test_campaign_settings_round_trip_and_errors(tmp_path):
     assert again.search.population == 8 and again.proposer.command == "cat" and again.worker_count() == "auto"
     assert settings_mod.load(path, {"search.workers": "3"}).worker_count() == 3
     for bad in ({"search.populaton": 2}, {"search.population": 0}, {"promotion.z": "high"},
-                {"search.keep_checkpoints": "some"}, {"search.workers": "many"}, {"promotion.z": float("nan")},
+                {"search.keep_checkpoints": "some"}, {"search.workers": "many"}, {"search.proposer": "clever"},
+                {"promotion.confirm_seeds": 1}, {"promotion.confirm_seeds": 0}, {"promotion.equal": "time"},
+                {"promotion.max_confirm_seeds": 2}, {"promotion.alpha": 1.5}, {"promotion.alpha": float("nan")},
                 {"search.trial_timeout_s": 5.0}, {"promotion.min_delta": float("inf")}):
         with pytest.raises(UserError):
             settings_mod.load(path, bad)
     with pytest.raises(UserError, match=r"^--trial-timeout: must be in \[30, 1e7\], got 5.0$"):
         settings_mod.load(path, {"search.trial_timeout_s": 5.0}, {"search.trial_timeout_s": "--trial-timeout"})
     assert settings_mod.Settings().search.keep_checkpoints == "baseline"
+    assert settings_mod.load(path, {"promotion.confirm_seeds": 0, "promotion.no_noise_control": True}) \
+        .promotion.confirm_seeds == 0
+    old = tmp_path / "old.yaml"                                  # a campaign.yaml of before the t-test
+    old.write_text("promotion:\n  confirm_seeds: 2\n  z: 2.0\n")
+    assert settings_mod.load(str(old)).promotion.alpha == 0.0228
+    assert settings_mod.load(path, {"promotion.transfer": {"model.n_layer": 8}}).promotion.transfer == \
+        {"model.n_layer": "8"}

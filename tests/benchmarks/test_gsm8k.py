@@ -6,7 +6,14 @@ import os
 import pytest
 
 from foundry.benchmarks.common import EvalOptions
-from foundry.benchmarks.gsm8k import GSM8K, extract_answer, format_example, load_split
+from foundry.benchmarks.gsm8k import (
+    GSM8K,
+    extract_answer,
+    format_example,
+    lm_eval_extract,
+    lm_eval_normalize,
+    load_split,
+)
 from foundry.errors import UserError
 
 
@@ -37,6 +44,33 @@ def test_reference_solutions_give_every_gold_answer(shared_data):
     wrong = [(r["_line"], r["gold"], extract_answer(r["answer"])) for r in rows if extract_answer(r["answer"]) != r["gold"]]
     assert wrong == []
     assert any("," in r["answer"].rsplit("####", 1)[1] for r in rows)  # the comma case is exercised
+
+
+@pytest.mark.parametrize("text, strict, flexible", [
+    ("She makes $18.\n#### 18", "18", "18"),
+    ("#### 1,000\nQuestion: 7?", "1,000", "7"),                 # flexible takes the last match
+    ("The answer is 18.00", "[invalid]", "18.00"),               # no "####": strict finds nothing
+    ("so it costs $1,234.50.", "[invalid]", "$1,234.50."),
+    ("#### -5 apples", "-5", "-5"),
+    ("no numbers", "[invalid]", "[invalid]"),
+])
+def test_lm_eval_strict_and_flexible_answers(text, strict, flexible):
+    assert lm_eval_extract(text, "strict_match") == strict
+    assert lm_eval_extract(text, "flexible_extract") == flexible
+
+
+def test_lm_eval_normalization_compares_strings_as_lm_eval_does():
+    gold = lm_eval_normalize("Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs.\n#### 1,800")
+    assert gold == "1800"
+    assert lm_eval_normalize("$1,800.") == gold and lm_eval_normalize("1800.00") != gold
+
+
+def test_every_reference_solution_is_right_under_all_three_answers(shared_data):
+    task = GSM8K(EvalOptions(data_dir=shared_data))
+    rows = task.test_rows()
+    items = [task.score_one(i, r, r["answer"]) for i, r in enumerate(rows)]
+    result = task.result(items)
+    assert result["score"] == 1.0 and result["strict_match"] == 1.0 and result["flexible_extract"] == 1.0
 
 
 def test_prompt_format_strips_calculator_annotations():
@@ -70,6 +104,8 @@ def test_score_samples(data_env, tmp_path):
     result = GSM8K(EvalOptions()).score_samples(str(samples))
     assert [it["correct"] for it in result["items"]] == [True, True, False]
     assert result["score"] == pytest.approx(2 / 3)
+    assert [it["strict_match"]["correct"] for it in result["items"]] == [True, False, False]
+    assert result["strict_match"] == pytest.approx(1 / 3)
 
 
 def test_bad_samples_and_files_name_file_and_line(data_env, tmp_path):

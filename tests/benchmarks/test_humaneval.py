@@ -1,5 +1,6 @@
 """HumanEval: the pass@k estimator, all 164 canonical solutions pass, wrong ones fail, --samples
-scoring with several samples per task, and generation + sandbox on a tiny model."""
+scoring with several samples per task (every problem covered unless --allow-partial), and
+generation + sandbox on a tiny model."""
 import json
 import os
 from math import comb
@@ -8,6 +9,8 @@ import pytest
 
 from foundry.benchmarks.common import EvalOptions
 from foundry.benchmarks.humaneval import STOP, HumanEval, build_program, pass_at_k
+from foundry.cli import main
+from foundry.errors import UserError
 
 
 @pytest.mark.parametrize("n, c, k", [(10, 1, 1), (10, 3, 5), (200, 17, 10), (200, 0, 100), (5, 5, 1), (20, 15, 10)])
@@ -53,10 +56,22 @@ def test_score_samples_with_several_per_task(data_env, tmp_path):
     path = tmp_path / "samples.jsonl"
     path.write_text("".join(json.dumps(s) + "\n" for s in samples))
     result = HumanEval(EvalOptions(timeout=5.0)).score_samples(str(path))
+    assert result["partial"] is False and result["problems_total"] == 2
     assert [it["passed"] for it in result["items"]] == [True, False, True, False]
     assert result["pass@1"] == pytest.approx(0.5) and result["score"] == pytest.approx(0.5)
     assert "pass@10" not in result and result["samples_per_problem"] == 2
     assert result["statuses"] == {"passed": 2, "failed": 2}
+
+
+def test_samples_must_cover_every_problem_unless_allowed(data_env, tmp_path):
+    path = tmp_path / "samples.jsonl"
+    path.write_text('{"task_id": "T/0", "completion": "    return a + b\\n"}\n')
+    with pytest.raises(UserError, match=r"samples.jsonl: no sample for 1 of the 2 problems \(T/1\).*--allow-partial"):
+        HumanEval(EvalOptions()).score_samples(str(path))
+    result = HumanEval(EvalOptions(allow_partial=True, timeout=5.0)).score_samples(str(path))
+    assert result["partial"] is True and result["problems"] == 1 and result["problems_total"] == 2
+    assert main(["eval", "--samples", str(path), "--tasks", "humaneval"]) == 2
+    assert main(["eval", "--samples", str(path), "--tasks", "humaneval", "--allow-partial", "--json"]) == 0
 
 
 def test_unknown_task_id_names_the_line(data_env, tmp_path):

@@ -56,8 +56,9 @@ def test_letter_scoring_with_a_bigram_model(data_env, bigram):
     golds = [it["gold"] for it in result["items"]]
     assert golds == ["A", "B", "B", "D", "C"]  # round-robin order over the two subjects
     assert result["subjects"] == {"algebra": pytest.approx(1 / 3), "world_history": pytest.approx(1 / 2)}
-    assert result["score"] == pytest.approx((1 / 3 + 1 / 2) / 2)  # macro average
-    assert result["micro_acc"] == pytest.approx(2 / 5)
+    assert result["metric"] == "acc" and result["score"] == pytest.approx(2 / 5)   # micro: 2 of 5 questions
+    assert result["micro_acc"] == result["score"]
+    assert result["acc_macro"] == pytest.approx((1 / 3 + 1 / 2) / 2)               # the mean of the subjects
     assert result["centered"] == pytest.approx((result["score"] - 0.25) / 0.75)
     assert result["n_subjects"] == 2 and result["mean_shots"] == 1
 

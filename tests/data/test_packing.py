@@ -70,7 +70,7 @@ def test_bin_packing_end_to_end_on_real_short_documents(shared_data, tmp_path):
     source = f"{shared_data}/gsm8k/test.jsonl"
     cfg = catalog.from_dict({"data": {"source": source, "field": "question", "packing": "bin"},
                              "model": {"n_layer": 1, "n_head": 2, "n_embd": 32, "block_size": 512},
-                             "train": {"batch_size": 4}, "budget": {"steps": 3}, "eval": {"batches": 1}})
+                             "train": {"batch_size": 4}, "budget": {"steps": 3}, "eval": {"bytes": 2048}})
     objective = NextToken(cfg, "cpu")
     stats = objective.meta["packing"]
     assert stats["documents"] > 1000 and stats["rows"] < stats["documents"] / 1.8  # about two questions a row

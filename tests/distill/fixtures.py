@@ -14,7 +14,7 @@ def shakespeare_config(shared_data: str, steps: int = 30, **train_keys) -> "cata
                       "position": "learned", **sections.get("model", {})},
             "train": {"batch_size": 4, "lr": 3e-3, "warmup_steps": 2, "seed": 1, **train_keys},
             "data": {"source": os.path.join(shared_data, "tinyshakespeare.txt"), "tokenizer": "char"},
-            "budget": {"steps": steps}, "eval": {"interval": 1000, "batches": 2}}
+            "budget": {"steps": steps}, "eval": {"interval": 1000, "bytes": 2048}}
     return catalog.from_dict(data)
 
 

@@ -32,7 +32,7 @@ def test_an_imported_model_teaches_a_smaller_student(llama, tmp_path):
     data["model"].update(n_layer=1, block_size=32)  # a new, smaller model: nothing loaded from the teacher
     data["train"].update(batch_size=4, warmup_steps=0, distill={"teacher": llama, "top_k": 8, "alpha": 0.3})
     data["data"].update(source=str(tmp_path / "text.txt"), tokenizer="hf", tokenizer_path=llama)
-    data["budget"], data["eval"] = {"steps": 3}, {"interval": 1000, "batches": 2}
+    data["budget"], data["eval"] = {"steps": 3}, {"interval": 1000, "bytes": 2048}
     summary = train(catalog.from_dict(data), tmp_path / "student", log=lambda *a: None)
     assert summary["status"] == "done" and summary["params"] < load_model(llama)[0].num_params()
     steps = [json.loads(line) for line in open(tmp_path / "student" / "metrics.jsonl") if '"distill_soft"' in line]

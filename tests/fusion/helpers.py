@@ -59,6 +59,6 @@ def two_expert_recipe(experts: dict, base: str, corpora: dict, adapter="linear",
               "adapter": {"kind": adapter, "bottleneck": 8}, "router": {"kind": router, "top_k": 1},
               "lr": {"adapters": 3e-3, "routers": 1e-2}, "mixture": corpora,
               "train": {"batch_size": 4, "warmup_steps": 2, "dtype": "fp32", "seed": 0},
-              "budget": {"steps": 4}, "eval": {"interval": 1000, "batches": 2}}
+              "budget": {"steps": 4}, "eval": {"interval": 1000, "bytes": 512}}
     recipe.update(extra)
     return recipe

@@ -15,7 +15,7 @@ def recipe_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuse-cli")
     experts = {"gpt2": make_expert(root / "gpt2", "gpt2", seed=1), "llama": make_expert(root / "llama", "llama", seed=2)}
     recipe = two_expert_recipe(experts, "gpt2", corpora(root / "corpora"), "bottleneck", "token",
-                               eval={"interval": 2, "batches": 2})
+                               eval={"interval": 2, "bytes": 512})
     path = root / "fuse.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path

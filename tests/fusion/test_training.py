@@ -58,7 +58,7 @@ def test_only_adapters_and_routers_train_and_experts_stay_bitwise(experts, texts
 
 def test_fused_run_logs_usage_resumes_and_loads_back(experts, texts, tmp_path):
     cfg = resolve(two_expert_recipe(experts, "llama", texts, "bottleneck", "token", budget={"steps": 6},
-                                   eval={"interval": 3, "batches": 2}))
+                                   eval={"interval": 3, "bytes": 512}))
     full = train(cfg, tmp_path / "full", log=lambda *_: None)
     assert full["status"] == "done" and set(full["eval"]) >= {"val_bpb/prose", "val_bpb/code", "val_bpb"}
     rows = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]

@@ -27,7 +27,7 @@ def test_imported_experts_of_two_families_and_widths_fuse(first, second, tmp_pat
                                       {"expert": first, "layer_range": [i, i + 1]}]} for i in range(2)],
               "router": {"kind": "token"}, "mixture": texts,
               "train": {"batch_size": 2, "dtype": "fp32", "warmup_steps": 1}, "budget": {"steps": 2},
-              "eval": {"batches": 1}}
+              "eval": {"bytes": 256}}
     cfg = resolve(recipe)
     assert cfg.data.tokenizer == "hf" and cfg.model.n_embd == 96
     model = build_from_experts(cfg, torch.device("cpu"), log=lambda *a: None).eval()

@@ -66,7 +66,8 @@ def test_val_bpb_is_minus_bpb_on_each_half(loaded, shared_data):
     fp32 = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, dtype="fp32"))
     middle = len(dataset.val) // 2
     for split, tokens in (("search", dataset.val[:middle]), ("heldout", dataset.val[middle:])):
-        want = val_metrics(model, tokens, fp32, dataset.val_bytes_per_token, "cpu", 2)["val_bpb"]
+        scored = tokens[:2 * cfg.train.batch_size * cfg.model.block_size + 1]   # batches=2 of the half
+        want = val_metrics(model, scored, fp32, dataset.val_bytes_per_token, "cpu")["val_bpb"]
         got = score(model, cfg, shakespeare(batches=2), split)
         assert got["val_bpb"] == pytest.approx(want, rel=1e-12) and got["fitness"] == -got["val_bpb"]
 

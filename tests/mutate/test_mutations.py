@@ -104,9 +104,12 @@ def test_mutations_stack():
     assert child.train.lr == pytest.approx(2 * cfg.train.lr) and child.model.n_layer == cfg.model.n_layer + 1
 
 
-def test_batch_size_keeps_a_step_budget_in_tokens():
+@pytest.mark.parametrize("mutation", [("batch_size", "x2"), ("batch_size", "x0.5"), ("context", "x2"),
+                                      ("context", "x0.5")])
+def test_tokens_per_step_mutations_keep_a_step_budget_in_tokens(mutation):
     cfg = from_dict({**BASE, "budget": {"steps": 100}})
-    child = apply(cfg, "batch_size", "x2")
+    child = apply(cfg, *mutation)
+    assert child.tokens_per_step != cfg.tokens_per_step
     assert child.budget.steps * child.tokens_per_step == cfg.budget.steps * cfg.tokens_per_step
 
 

@@ -170,7 +170,7 @@ def test_preloaded_trials_run_the_real_cli_and_orphans_are_found_by_their_log(tm
     repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     tiny = os.path.join(repo_root, "baselines", "tiny.yaml")
     overrides = ["model.n_layer=1", "model.n_embd=32", "model.n_head=2", "model.block_size=32",
-                 "train.batch_size=4", "eval.batches=1", "train.dtype=fp32"]
+                 "train.batch_size=4", "eval.bytes=256", "train.dtype=fp32"]
     preloader = Preloader(dict(os.environ), str(tmp_path))
     try:
         bad = tmp_path / "bad.yaml"

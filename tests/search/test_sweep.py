@@ -85,8 +85,9 @@ def test_request_mismatch_and_bad_targets_are_user_errors(tmp_path):
     with pytest.raises(sweep.UserError, match="different search"):
         _plain_sweep(tmp_path, ["lr:x0.5"])
     assert sweep.parse_targets(["lr"]) == ["lr:x0.5", "lr:x0.7", "lr:x1.4", "lr:x2"]
+    assert sweep.parse_targets(["lr", "x3"]) == ["lr:x3"]        # a factor type takes any factor
     with pytest.raises(sweep.UserError, match="valid: x0.5"):
-        sweep.parse_targets(["lr", "x3"])
+        sweep.parse_targets(["lr", "fast"])
     assert main(["sweep", "nope", "--dir", str(tmp_path / "x")]) == 2
     assert main(["sweep", "lr", "x2", "--promote", "--seeds", "1", "--dir", str(tmp_path / "x")]) == 2
     assert main(["sweep", "lr", "x2", "--eval-task", "nope", "--dir", str(tmp_path / "x")]) == 2
@@ -157,7 +158,7 @@ def test_eval_task_ranking_promotes_the_variant_that_scores_higher(tmp_path, tin
     repo.index.add([path])
     repo.index.commit("init")
     code = main(["sweep", "lr", "x2", "--baseline", path, "--eval-task", "bpb", "--seeds", "2", "--promote",
-                 "--min-delta", "0", "--z", "1", "--jobs", "2", "--dir", str(tmp_path / "s"), "--json"])
+                 "--min-delta", "0", "--alpha", "0.16", "--jobs", "2", "--dir", str(tmp_path / "s"), "--json"])
     assert code == 0
     commit = repo.head.commit
     assert commit.message.startswith("promote base: lr:x2 (bpb ")

@@ -28,6 +28,9 @@ def test_run_folder_and_summary(tiny_text, tmp_path, capsys):
                  "checkpoint/state.pt", "checkpoint/tokenizer.json", "checkpoint/config.yaml"):
         assert (run / name).exists(), name
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tags = EventAccumulator(str(run)).Reload().Tags()["scalars"]
+    assert {"train/loss", "train/lr", "val/loss", "val/bpb"} <= set(tags) and "val/val_bpb" not in tags
     on_disk = json.loads((run / "summary.json").read_text())
     assert on_disk["status"] == "done" and on_disk["steps"] == 6
     assert on_disk["train_tokens"] == 6 * 4 * 32
@@ -92,7 +95,7 @@ def test_schedule_warms_up_then_decays_to_min_lr():
 
 def test_shakespeare_char_trains_on_real_data(shared_data, tmp_path):
     cfg = catalog.load(os.path.join(os.path.dirname(BASE), "shakespeare_char.yaml"),
-                      ["budget.steps=3", "eval.batches=2", "model.n_layer=1"])
+                      ["budget.steps=3", "eval.bytes=256", "model.n_layer=1"])
     summary = train(cfg, tmp_path / "run")
     assert summary["status"] == "done"
     resolved = catalog.load(tmp_path / "run" / "config.yaml")

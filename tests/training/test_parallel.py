@@ -143,8 +143,8 @@ def test_ranks_split_batches_and_the_validation_slice_into_equal_shares(tiny_tex
     assert [rank_rows(8, r, 2) for r in range(2)] == [slice(0, 4), slice(4, 8)]
     cfg = catalog.load(BASE, [*tiny_overrides(tiny_text), "model.vocab_size=256", "train.dtype=fp32"])
     model = GPT(cfg.model).eval()
-    tokens = list(range(40)) * 10   # 400 tokens: 12 windows of 32 (+1) available, eval takes 2 x 4 = 8
     block = cfg.model.block_size
+    tokens = (list(range(40)) * 10)[:8 * block + 1]   # a slice of 8 windows of 32 (+1), as val_slice cuts it
     whole = val_metrics(model, tokens, cfg, 1.0, "cpu")
     shares = [val_share(tokens, block, 8, rank, 2) for rank in range(2)]
     assert [len(s) for s in shares] == [4 * block + 1] * 2 and shares[1][0] == tokens[4 * block]

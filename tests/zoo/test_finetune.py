@@ -29,7 +29,7 @@ def finetune_config(run, text_file, **train):
     data["train"].update({"init_from": run, "lora_rank": 4, "lr": 3e-3, "warmup_steps": 0, "batch_size": 4, **train})
     data["data"]["source"] = text_file
     data["budget"] = {"steps": 3}
-    data["eval"] = {"interval": 1000, "batches": 2}
+    data["eval"] = {"interval": 1000, "bytes": 256}   # 2 x 4 windows of 32 characters
     return data
 
 
@@ -95,7 +95,7 @@ def test_the_supervisor_runs_a_generation_on_an_imported_baseline(imported, text
     data = finetune_config(imported["llama"], text_file, lr=1e-4)
     repo = make_repo(str(tmp_path / "repo"), data)
     result = foundry(repo, "run", "--baseline", "baselines/tiny.yaml", "--generations", "1", "--population", "1",
-                     "--workers", "2", "--confirm-seeds", "1", timeout=600)
+                     "--workers", "2", "--confirm-seeds", "0", "--no-noise-control", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     trials = json.loads(foundry(repo, "runs", "--json").stdout)
     assert trials and all(t["status"] == "done" for t in trials), trials
