@@ -14,7 +14,7 @@ from foundry.training.loop import train
 from tests.conftest import REPO
 
 SMALL = ["model.n_embd=24", "model.n_head=2", "model.block_size=128", "model.dropout=0.0", "train.batch_size=2",
-         "train.warmup_steps=1", "budget.steps=3", "eval.interval=1000", "eval.batches=2", "train.dtype=fp32"]
+         "train.warmup_steps=1", "budget.steps=3", "eval.interval=1000", "eval.bytes=4096", "train.dtype=fp32"]
 
 
 @pytest.mark.parametrize("name", ["nanogpt", "free_transformer"])
