@@ -8,7 +8,7 @@ import yaml
 
 from foundry import catalog
 from foundry.data import build_tokenizer
-from foundry.merge import METHODS
+from foundry.merge import METHODS, TensorJob
 from foundry.merge.method import REQUIRED
 from foundry.model.gpt import GPT
 from tests.zoo.hf_models import save_foundry_run
@@ -89,3 +89,17 @@ def method_recipe(name: str, runs: dict) -> dict:
     if method.base:
         recipe["base_model"] = runs["base"]
     return recipe
+
+
+def assert_merged_as_its_function(name: str, recipe: dict, merged: dict, read) -> None:
+    """Every merged tensor equals the method's per-tensor function on the inputs (read(ref) -> {name: tensor})."""
+    method = METHODS[name]
+    base = read(recipe["base_model"]) if method.base else None
+    inputs = [read(m["model"]) for m in recipe["models"]]
+    shared = {k: p.default for k, p in method.shared.items()} | recipe.get("parameters", {})
+    per_model = [{k: p.default for k, p in method.per_model.items()} | m.get("parameters", {}) for m in recipe["models"]]
+    assert sorted(merged) == sorted(inputs[0])
+    for tensor_name, tensor in merged.items():
+        job = TensorJob(tensor_name, base[tensor_name] if base else None, [w[tensor_name] for w in inputs],
+                        shared, per_model, 3)
+        assert torch.equal(tensor, method.run(job).to(tensor.dtype)), tensor_name

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from foundry.errors import UserError
-from foundry.merge import METHODS, TensorJob, merge
+from foundry.merge import METHODS, merge
 from foundry.weights.tensors import TensorReader
-from tests.merge.conftest import method_recipe
+from tests.merge.conftest import assert_merged_as_its_function, method_recipe
 from tests.zoo.hf_models import load_reporting
 
 
@@ -23,17 +23,7 @@ def test_every_method_merges_hf_folders_into_one_transformers_loads(name, hf_run
     summary = merge(recipe, tmp_path / "out", max_shard_bytes=100_000)
     assert summary["format"] == "hf" and len(summary["files"]) > 2          # shards and their index
     assert os.path.isfile(tmp_path / "out" / "model.safetensors.index.json")
-    method = METHODS[name]
-    merged = hf_weights(tmp_path / "out")
-    base = hf_weights(recipe["base_model"]) if method.base else None
-    inputs = [hf_weights(m["model"]) for m in recipe["models"]]
-    shared = {k: p.default for k, p in method.shared.items()} | recipe.get("parameters", {})
-    per_model = [{k: p.default for k, p in method.per_model.items()} | m.get("parameters", {}) for m in recipe["models"]]
-    assert sorted(merged) == sorted(inputs[0])
-    for tensor_name, tensor in merged.items():
-        job = TensorJob(tensor_name, base[tensor_name] if base else None, [w[tensor_name] for w in inputs],
-                        shared, per_model, 3)
-        assert torch.equal(tensor, method.run(job).to(tensor.dtype)), tensor_name
+    assert_merged_as_its_function(name, recipe, hf_weights(tmp_path / "out"), hf_weights)
     model, problems = load_reporting(tmp_path / "out")
     assert problems == []
     assert torch.isfinite(model(torch.tensor([[1, 2, 3]])).logits).all()

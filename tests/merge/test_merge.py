@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 import foundry
 from foundry.errors import UserError
-from foundry.merge import METHODS, TensorJob, merge, merge_tensor, prepare, slerp
-from tests.merge.conftest import foundry_run, method_recipe
+from foundry.merge import METHODS, merge, merge_tensor, prepare, slerp
+from tests.merge.conftest import assert_merged_as_its_function, foundry_run, method_recipe
 
 
 def weights(run) -> dict:
@@ -28,17 +28,7 @@ def test_every_method_merges_foundry_checkpoints_as_its_function_does(name, runs
     recipe = method_recipe(name, runs)
     summary = merge(recipe, tmp_path / "out")
     assert summary["method"] == name and summary["format"] == "foundry"
-    merged = weights(tmp_path / "out")
-    method = METHODS[name]
-    base = weights(recipe["base_model"]) if method.base else None
-    inputs = [weights(m["model"]) for m in recipe["models"]]
-    shared = {k: p.default for k, p in method.shared.items()} | recipe.get("parameters", {})
-    per_model = [{k: p.default for k, p in method.per_model.items()} | m.get("parameters", {}) for m in recipe["models"]]
-    assert sorted(merged) == sorted(inputs[0])
-    for tensor_name, tensor in merged.items():
-        job = TensorJob(tensor_name, base[tensor_name] if base else None, [w[tensor_name] for w in inputs],
-                        shared, per_model, 3)
-        assert torch.equal(tensor, method.run(job).to(tensor.dtype)), tensor_name
+    assert_merged_as_its_function(name, recipe, weights(tmp_path / "out"), weights)
     model, tokenizer, cfg = foundry.load(tmp_path / "out")
     assert torch.isfinite(model(torch.tensor([tokenizer.encode("merge")]))).all()
     assert cfg.name == "out" and cfg.model.n_layer == 3
