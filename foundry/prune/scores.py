@@ -43,6 +43,23 @@ def wanda(weight, input_norm):
     return weight.abs() * input_norm[None, :].to(weight.dtype)
 
 
+CHUNK = 8  # calibration sequences per forward pass
+
+
+def observe(model, x, handles) -> None:
+    """Run the calibration sequences x (N, T) through the model in eval mode, CHUNK at a time, for
+    the hooks whose handles are given; the hooks are removed and the mode restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(x), CHUNK):
+            model(x[start:start + CHUNK])
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+
+
 def parse_pattern(text: str):
     """"N:M" -> (N, M) with 0 < N < M; "" -> None. ValueError says what is wrong."""
     if not text:

@@ -27,12 +27,12 @@ from foundry.model.modules.gqa import GroupedQueryAttention
 from foundry.model.modules.mlp import MLP, GatedMLP
 from foundry.model.protocols import MLP as MLPKind
 from foundry.model.protocols import Position
+from foundry.prune.scores import observe
 from foundry.prune.structured_layouts import gated_slices, gqa_slices, mlp_slices
 from foundry.weights.masks import masked_modules
 
 HEAD_LAYOUTS = {GroupedQueryAttention: gqa_slices}
 NEURON_LAYOUTS = {GatedMLP: gated_slices, MLP: mlp_slices}
-CHUNK = 8
 
 
 def _layout(table: dict, module, what: str, index: int):
@@ -73,15 +73,7 @@ def importance(model, kind: str, x) -> list:
                 cos = torch.nn.functional.cosine_similarity(args[0].float(), output.float(), dim=-1)  # (B, T)
                 sums[i] = sums.get(i, 0) + (1 - cos).sum()
             hooks.append(block.register_forward_hook(block_hook))
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(x), CHUNK):
-            model(x[start:start + CHUNK])
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    observe(model, x, hooks)
     if kind == "neurons":
         out = [{} for _ in model.blocks]
         for i, block in enumerate(model.blocks):

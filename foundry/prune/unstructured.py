@@ -20,11 +20,10 @@ from torch import nn
 
 from foundry.data import get_batch
 from foundry.errors import UserError
-from foundry.prune.scores import PRUNE_METHODS, parse_pattern
+from foundry.prune.scores import CHUNK, PRUNE_METHODS, observe, parse_pattern
 from foundry.prune.select import global_masks, group_mask, nm_mask
 from foundry.weights.masks import mask_of, set_mask, sparsity
 
-CHUNK = 8  # calibration sequences per forward pass
 
 
 def calibration_batch(tokens, n: int, block_size: int, seed: int):
@@ -50,16 +49,7 @@ def input_norms(model, modules: dict, x) -> dict:
         def accumulate(module, args):  # returns None: the input passes unchanged
             sums[name].add_(args[0].detach().float().pow(2).flatten(0, -2).sum(dim=0))
         return accumulate
-    handles = [m.register_forward_pre_hook(hook(name)) for name, m in modules.items()]
-    was_training = model.training
-    model.eval()
-    try:
-        for i in range(0, len(x), CHUNK):
-            model(x[i:i + CHUNK])
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    observe(model, x, [m.register_forward_pre_hook(hook(name)) for name, m in modules.items()])
     return {name: s.sqrt() for name, s in sums.items()}
 
 
