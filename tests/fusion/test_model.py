@@ -8,18 +8,7 @@ from foundry.fusion.adapters import ADAPTERS
 from foundry.fusion.experts import build_from_experts
 from foundry.fusion.recipe import resolve
 from foundry.fusion.routers import ROUTERS
-from tests.fusion.helpers import corpora, make_expert, two_expert_recipe
-
-
-@pytest.fixture(scope="module")
-def experts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("experts")
-    return {"gpt2": make_expert(root / "gpt2", "gpt2", seed=1), "llama": make_expert(root / "llama", "llama", seed=2)}
-
-
-@pytest.fixture(scope="module")
-def texts(tmp_path_factory):
-    return corpora(tmp_path_factory.mktemp("corpora"))
+from tests.fusion.helpers import two_expert_recipe
 
 
 def fused(experts, texts, base, adapter="linear", router="pooled", **extra):

@@ -12,13 +12,7 @@ from foundry.errors import UserError
 from foundry.fusion.build import plan_placement, skeleton
 from foundry.fusion.recipe import resolve
 from foundry.fusion.spec import parse_spec
-from tests.fusion.helpers import corpora, make_expert, two_expert_recipe
-
-
-@pytest.fixture(scope="module")
-def experts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("experts")
-    return {"gpt2": make_expert(root / "gpt2", "gpt2", seed=1), "llama": make_expert(root / "llama", "llama", seed=2)}
+from tests.fusion.helpers import corpora, two_expert_recipe
 
 
 @pytest.fixture(scope="module")

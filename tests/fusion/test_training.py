@@ -12,18 +12,7 @@ import foundry
 from foundry.fusion.recipe import resolve
 from foundry.training.loop import setup, train, train_step
 from foundry.weights.tensors import TensorReader
-from tests.fusion.helpers import corpora, make_expert, two_expert_recipe
-
-
-@pytest.fixture(scope="module")
-def experts(tmp_path_factory):
-    root = tmp_path_factory.mktemp("experts")
-    return {"gpt2": make_expert(root / "gpt2", "gpt2", seed=1), "llama": make_expert(root / "llama", "llama", seed=2)}
-
-
-@pytest.fixture(scope="module")
-def texts(tmp_path_factory):
-    return corpora(tmp_path_factory.mktemp("corpora"))
+from tests.fusion.helpers import two_expert_recipe
 
 
 def expert_tensor(path, name):
