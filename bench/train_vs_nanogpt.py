@@ -9,7 +9,9 @@ there as its data/shakespeare_char/prepare.py does (char-level, first 90% train,
 uint16 train.bin / val.bin, meta.pkl; prepare.py itself needs `requests`), then runs nanoGPT's baby
 CPU command and `foundry train baselines/shakespeare_char.yaml` interleaved (nanoGPT, Foundry,
 nanoGPT, Foundry, ...), each process with the same OMP_NUM_THREADS, and prints ms/step for both and
-the ratio nanoGPT / Foundry (above 1: Foundry is faster).
+the ratio nanoGPT / Foundry (above 1: Foundry is faster). Foundry runs once per --dtypes row in
+every round (default fp32 and auto, which is bf16 on a CPU with AMX or AVX512-BF16; nanoGPT's CPU
+path is fp32), so the precisions are compared side by side with nanoGPT and each other.
 
 ms/step: nanoGPT's mean `iter N: ... time Xms` over the timed iterations (the first and those
 that follow an evaluation left out); Foundry's 1000 x tokens per step / its summary tokens_per_s
@@ -32,6 +34,10 @@ import tempfile
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from foundry import hardware  # noqa: E402
+
+EQUAL_LOSS = 0.01   # the "equal loss": Foundry's mean val loss at most nanoGPT's mean + 0.01
 REFERENCE = os.path.join(REPO, "..", "shared", "reference", "nanogpt")
 BABY = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--log_interval=1",
         "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4", "--n_embd=128", "--dropout=0.0"]
@@ -99,6 +105,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, help="steps per run (default 300, or 2000 with --full)")
     p.add_argument("--rounds", type=int, help="runs of each (default 2, or 3 seeds with --full)")
     p.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS of both trainers")
+    p.add_argument("--dtypes", default="fp32,auto",
+                   help="Foundry's train.dtype per row, each run in every round (auto: what this CPU picks)")
     p.add_argument("--override", action="append", default=[], help="extra Foundry override, e.g. model.activation=gelu")
     args = p.parse_args()
     data = os.environ.get("FOUNDRY_DATA")
@@ -107,26 +115,39 @@ def main() -> int:
     steps = args.steps or (2000 if args.full else 300)
     rounds = args.rounds or (3 if args.full else 2)
     eval_iters = 200 if args.full else 20
+    dtypes = list(dict.fromkeys(hardware.compute_dtype("cpu", d) for d in args.dtypes.split(",")))
+    print(f"Foundry rows: {', '.join(dtypes)} (bf16 on this CPU: {hardware.fast_bf16('cpu')})", flush=True)
     with tempfile.TemporaryDirectory(prefix="foundry-vs-nanogpt-") as work:
         scratch = os.path.join(work, "nanogpt")
         prepare(scratch, os.path.join(data, "tinyshakespeare.txt"))
-        results = {"nanogpt": [], "foundry": []}
+        results = {"nanoGPT": [], **{f"Foundry {d}": [] for d in dtypes}}
         for r in range(rounds):
             seed = 1337 + r if args.full else 1337
-            results["nanogpt"].append(run_nanogpt(scratch, steps, seed, args.threads, eval_iters))
-            results["foundry"].append(run_foundry(work, steps, seed, args.threads, args.override))
-            print(f"round {r + 1}/{rounds} (seed {seed}): nanoGPT {results['nanogpt'][-1]['ms_per_step']:.1f} ms/step, "
-                  f"Foundry {results['foundry'][-1]['ms_per_step']:.1f} ms/step", flush=True)
-    ng = [x["ms_per_step"] for x in results["nanogpt"]]
-    fo = [x["ms_per_step"] for x in results["foundry"]]
+            results["nanoGPT"].append(run_nanogpt(scratch, steps, seed, args.threads, eval_iters))
+            for d in dtypes:
+                results[f"Foundry {d}"].append(
+                    run_foundry(work, steps, seed, args.threads, [f"train.dtype={d}", *args.override]))
+            print(f"round {r + 1}/{rounds} (seed {seed}): "
+                  + ", ".join(f"{name} {runs[-1]['ms_per_step']:.1f}" for name, runs in results.items())
+                  + " ms/step", flush=True)
     print(f"\n{steps} steps x {rounds} each, {args.threads} threads, Foundry overrides {args.override or 'none'}")
-    print(f"nanoGPT  ms/step {spread(ng)}")
-    print(f"Foundry  ms/step {spread(fo)}")
-    print(f"speed ratio nanoGPT/Foundry: {statistics.mean(ng) / statistics.mean(fo):.3f} "
-          f"(per round: {', '.join(f'{a / b:.3f}' for a, b in zip(ng, fo))})")
+    ng = [x["ms_per_step"] for x in results["nanoGPT"]]
+    ng_loss = [x["val_loss"] for x in results["nanoGPT"]]
+    for name, runs in results.items():
+        ms = [x["ms_per_step"] for x in runs]
+        line = f"{name:<13} ms/step {spread(ms)}"
+        if name != "nanoGPT":
+            line += (f"  speed ratio nanoGPT/Foundry {statistics.mean(ng) / statistics.mean(ms):.3f} "
+                     f"(per round: {', '.join(f'{a / b:.3f}' for a, b in zip(ng, ms))})")
+        print(line)
     if args.full:
-        print(f"val loss at step {steps}: nanoGPT {spread([x['val_loss'] for x in results['nanogpt']])} "
-              f"(eval_iters {eval_iters}), Foundry {spread([x['val_loss'] for x in results['foundry']])} (whole val split)")
+        print(f"val loss at step {steps} (nanoGPT: eval_iters {eval_iters}; Foundry: the whole val split); "
+              f"equal loss: mean no worse than nanoGPT's mean + {EQUAL_LOSS}")
+        for name, runs in results.items():
+            loss = [x["val_loss"] for x in runs]
+            verdict = "" if name == "nanoGPT" else \
+                f"  equal loss: {statistics.mean(loss) <= statistics.mean(ng_loss) + EQUAL_LOSS}"
+            print(f"{name:<13} {spread(loss)}  (per seed: {', '.join(f'{v:.4f}' for v in loss)}){verdict}")
     return 0
 
 

@@ -7,7 +7,7 @@
     loss, lr, grad_norm, stats = train_step(session)   # then one optimizer step at a time
 
 AdamW (fused/foreach), linear warmup + cosine decay to min_lr, clipping, accumulation,
-optional EMA, bf16 autocast on CUDA, a budget in tokens, steps or seconds, periodic eval on
+optional EMA, bf16 autocast (train.dtype), a budget in tokens, steps or seconds, periodic eval on
 the fixed validation slice, checkpoints that resume onto the same loss curve, TensorBoard
 events, and a run folder described in run_files.py. How many processes train the model is
 parallel.py's business (under torchrun: DDP or FSDP, rank 0 alone writing the run folder, the
