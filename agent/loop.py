@@ -228,7 +228,8 @@ class Supervisor:
             best, scores = learned.pick(self.ledger, bhash, now + earlier, lower)
             top = ", ".join(f"{k} {100 * v:+.2f}%" for k, v in sorted(scores.items(), key=lambda kv: -kv[1])[:4])
             if best is None:
-                return self.reject(gen, None, f"no candidate's estimated effect clears the margin ({top})")
+                return self.reject(gen, None, "no candidate is an improvement with posterior probability >= "
+                                              f"{learned.CONFIRM_PROB} ({top})")
             variant = best["variant"] if best["gen"] == gen else f"g{best['gen']:04d}-{best['variant']}"
             self.view.log(f"gen {gen}: best estimated effects: {top}")
         else:

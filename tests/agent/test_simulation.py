@@ -61,8 +61,12 @@ def _to_target(args):
 def test_learned_proposer_reaches_the_target_with_fewer_trials_than_random():
     """Median trials until the baseline's true metric is 0.05 (5 sd) better, 20 repetitions each.
     The issue's goal is learned <= 0.5 x random: met with the 35-type registry (87 vs 225, 0.39),
-    NOT met after main's pipeline mutations of issue 17 were merged (126 vs 189, 0.67). What this
-    asserts is that learned stays clearly better than random (the run is deterministic)."""
+    not after main's pipeline mutations of issue 17 were merged (126 vs 189, 0.67, 4 of 20 learned
+    campaigns stalled under the margin rule of then). With the confirmation rule on the evidence
+    (agent/learned.py, CONFIRM_PROB) these salts give 89 vs 189 (0.47) but salts 20-39 give 135 vs
+    200 (0.68; 0.64 over all 40): the goal is not met with a margin, so what this asserts is that
+    learned stays clearly better than random and that no learned campaign stalls (the run is
+    deterministic)."""
     with ProcessPoolExecutor(2) as pool:
         got = {p: list(pool.map(_to_target, [(p, s) for s in range(20)])) for p in ("learned", "random")}
     medians = {p: statistics.median(x if x is not None else 10 ** 6 for x in v) for p, v in got.items()}
@@ -70,3 +74,4 @@ def test_learned_proposer_reaches_the_target_with_fewer_trials_than_random():
           f"{medians['random']} (ratio {medians['learned'] / medians['random']:.2f}; goal <= 0.5); "
           f"not reached in 40 generations: learned {got['learned'].count(None)}, random {got['random'].count(None)}")
     assert medians["learned"] <= 0.75 * medians["random"]
+    assert got["learned"].count(None) == 0   # every learned campaign reaches the target in 40 generations
