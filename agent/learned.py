@@ -178,9 +178,6 @@ class Estimates:
     def arm_posterior(self, family: str, arm: str):
         return self._of((family, arm), self.family_posterior(family)[0], self.noise_var)
 
-    def label_mean(self, label: str, effect: float) -> float:
-        return self.label_posterior(label, effect)[0]
-
     def label_posterior(self, label: str, effect: float) -> tuple[float, float]:
         """Posterior (mean, variance) of the effect of a candidate with this label (registry labels,
         stacked with +: the sum of its parts'); a label from elsewhere (a queue file) gets its
@@ -190,9 +187,6 @@ class Estimates:
             return self.prior_mean + (effect - self.prior_mean) * shrink, self.noise_var * shrink
         parts = [self.part_posterior(part) for part in label.split("+")]
         return sum(m for m, _ in parts), sum(v for _, v in parts)
-
-    def part_mean(self, part: str) -> float:
-        return self.part_posterior(part)[0]
 
     def part_posterior(self, part: str) -> tuple[float, float]:
         """One registry label's estimate: its arm's, then, for a numeric knob's step (lr:x1.7 of the

@@ -132,7 +132,6 @@ def main() -> int:
                   + " ms/step", flush=True)
     print(f"\n{steps} steps x {rounds} each, {args.threads} threads, Foundry overrides {args.override or 'none'}")
     ng = [x["ms_per_step"] for x in results["nanoGPT"]]
-    ng_loss = [x["val_loss"] for x in results["nanoGPT"]]
     for name, runs in results.items():
         ms = [x["ms_per_step"] for x in runs]
         line = f"{name:<13} ms/step {spread(ms)}"
@@ -143,6 +142,7 @@ def main() -> int:
     if args.full:
         print(f"val loss at step {steps} (nanoGPT: eval_iters {eval_iters}; Foundry: the whole val split); "
               f"equal loss: mean no worse than nanoGPT's mean + {EQUAL_LOSS}")
+        ng_loss = [x["val_loss"] for x in results["nanoGPT"]]
         for name, runs in results.items():
             loss = [x["val_loss"] for x in runs]
             verdict = "" if name == "nanoGPT" else \

@@ -56,8 +56,8 @@ def test_estimates_learn_effects_and_fade_when_the_baseline_changes(tmp_path):
 def test_label_estimates_and_the_pick_for_confirmation(tmp_path):
     led = ledger(tmp_path)
     est = learned.Estimates(led, "A")
-    assert est.label_mean("lr:x1.5", 0.0) > 0.01 and est.label_mean("ffn:moe", 0.05) < 0
-    assert est.label_mean("lr:x1.5+ffn:moe", 0) < est.label_mean("lr:x1.5", 0)
+    assert est.label_posterior("lr:x1.5", 0.0)[0] > 0.01 and est.label_posterior("ffn:moe", 0.05)[0] < 0
+    assert est.label_posterior("lr:x1.5+ffn:moe", 0)[0] < est.label_posterior("lr:x1.5", 0)[0]
     cands = [{"id": "a", "mutation": "ffn:moe", "metric": 1.99, "base_metric": 2.0},
              {"id": "b", "mutation": "lr:x3", "metric": 1.995, "base_metric": 2.0}]
     best, scores = learned.pick(led, "A", cands)
@@ -143,11 +143,12 @@ def test_one_good_screen_of_a_variant_can_be_confirmed_in_a_family_that_did_litt
     fill(led, 4, "A", [trial(4, "baseline", "", 4, 2.0), trial(4, "v1", "activation:gelu", 4, 2.0),
                        trial(4, "v2", "activation:relu2", 4, 1.96), trial(4, "v3", "lr:x1.2", 4, 2.0)])
     est = learned.Estimates(led, "A")
-    relu2, gelu = est.part_mean("activation:relu2"), est.part_mean("activation:gelu")
+    relu2, gelu = est.part_posterior("activation:relu2")[0], est.part_posterior("activation:gelu")[0]
     assert relu2 > 0.01 > abs(gelu) and est.prior_var > (learned.PRIOR_SD / 2) ** 2
     best, _ = learned.pick(led, "A", [{"id": "r", "mutation": "activation:relu2", "metric": 1.96, "base_metric": 2.0}])
     assert best is not None
     small = [{"id": "q", "mutation": "model.activation=swiglu", "metric": 1.998, "base_metric": 2.0}]
     assert learned.pick(led, "A", small)[0]["id"] == "q"                   # a queued file's win: confirmed
     assert learned.pick(led, "A", [{**small[0], "mutation": "norm:layernorm"}])[0] is None   # a registry one: not
-    assert est.part_mean("lr:x1.2") < est.part_mean("lr:x2")   # the step that did nothing, below the one that helped
+    # the step that did nothing, below the one that helped
+    assert est.part_posterior("lr:x1.2")[0] < est.part_posterior("lr:x2")[0]
