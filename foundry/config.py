@@ -120,6 +120,7 @@ class TrainConfig:
     compile: bool = False       # torch.compile the model (helps on GPUs; tokens/s leaves its warm-up steps out)
     strategy: str = "auto"      # processes under torchrun: auto (ddp < 1B params <= fsdp) | ddp | fsdp | none; see training/parallel.py
     threads: int = 0            # CPU threads; 0 = the cores free when the run starts (or OMP_NUM_THREADS)
+    keep_freed_memory: bool = True  # CPU: glibc malloc keeps freed memory for reuse (no page faults per step)
     init_from: str = ""         # a run folder or checkpoint to start from (fine-tuning, DPO)
     lora_rank: int = 0          # 0 = train every weight; else LoRA adapters only
     lora_alpha: float = 16.0
@@ -190,7 +191,7 @@ class Config:
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 LINEAGE_KEYS = ("name", "parent", "mutations")
-MACHINE_KEYS = ("train.threads",)   # how the machine runs a config, not what is trained: outside the hash
+MACHINE_KEYS = ("train.threads", "train.keep_freed_memory")   # how the machine runs a config, not what is trained: outside the hash
 SECTIONS = ("model", "train", "data", "budget", "eval")
 BUDGET_KEYS = ("tokens", "steps", "seconds")
 # keys that were removed, with what to write instead

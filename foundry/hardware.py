@@ -7,7 +7,9 @@
     peak_flops(device)                   # bf16 dense peak on known GPUs; measured fp32 matmul on CPU
     describe(device)                     # the device a run trained on, for summary.json
     describe_machine()                   # OS, CPU model, cores and GPUs, for promotion commits
+    keep_freed_memory()                  # glibc malloc keeps freed blocks for reuse (CPU training)
 """
+import ctypes
 import json
 import os
 import platform
@@ -151,6 +153,22 @@ def compute_dtype(device, requested: str) -> str:
     if requested == "auto":
         return "bf16" if fast_bf16(device) else "fp32"
     return requested
+
+
+# glibc's malloc hands blocks above a threshold (128 KiB, growing on its own up to 32 MiB) back to the OS on
+# free, so a CPU step that frees and re-allocates MB-sized activations pays fresh zeroed pages for them every
+# step: ~900 page faults per step on baselines/shakespeare_char.yaml, ~0 with these settings (bench/levers.py).
+GLIBC_MALLOPT = {"M_TRIM_THRESHOLD": (-1, 1 << 30), "M_MMAP_THRESHOLD": (-3, 1 << 30)}  # name: (param, bytes)
+
+
+def keep_freed_memory() -> bool:
+    """Set GLIBC_MALLOPT, so freed memory (up to 1 GiB a block) stays in the process for reuse; the
+    process then holds its peak memory until it exits. False where the C library is not glibc."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):   # not glibc (musl, macOS, Windows): nothing to set
+        return False
+    return all(mallopt(param, value) == 1 for param, value in GLIBC_MALLOPT.values())
 
 
 def autocast(device, cfg):

@@ -117,6 +117,8 @@ def setup(cfg: Config, out_dir, resume: bool = False, log=print) -> Session:
     device = parallel.pick_device(cfg.train.device, launch)
     threads, why = hardware.choose_threads(cfg.train.threads)
     torch.set_num_threads(threads)
+    if device.type == "cpu" and cfg.train.keep_freed_memory:
+        hardware.keep_freed_memory()
     torch.manual_seed(cfg.train.seed)
     start_weights = find_start_weights(cfg.train.init_from) if cfg.train.init_from else None
     objective = build_objective(cfg, device, start_weights[1] if start_weights else None)

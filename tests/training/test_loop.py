@@ -205,6 +205,19 @@ def test_bf16_on_cpu_trains_to_about_the_fp32_loss(tiny_text, tmp_path, capsys):
     assert bf16["val_loss"] != fp32["val_loss"]  # the matmuls really ran in bf16
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_cpu_training_keeps_freed_memory_unless_told_not_to(tiny_text, tmp_path, monkeypatch, keep):
+    """The allocator setting itself is tested in tests/test_hardware.py; here: the trainer asks for
+    it on a CPU, only when train.keep_freed_memory is on, and the config hash ignores the key."""
+    from foundry import hardware
+    calls = []
+    monkeypatch.setattr(hardware, "keep_freed_memory", lambda: calls.append(True) or True)
+    cfg = tiny_cfg(tiny_text, f"train.keep_freed_memory={str(keep).lower()}", steps=2)
+    summary = train(cfg, tmp_path / "run")
+    assert calls == [True] * keep and summary["status"] == "done"
+    assert config.config_hash(cfg) == config.config_hash(tiny_cfg(tiny_text, steps=2))
+
+
 def test_train_compile_compiles_the_model_in_place(tiny_text, tmp_path, monkeypatch):
     """torch.compile itself takes minutes on this CPU; the test checks the plumbing: the model
     is compiled in place (checkpoint names unchanged) and compile warm-up leaves tokens/s."""
