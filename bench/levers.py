@@ -19,7 +19,9 @@ Rows (each the same model, optimizer and batch; only the named thing differs):
                            steps, which are not timed (train_vs_nanogpt.py counts it: every step)
 foundry/model/modules/masks.py's `sdpa` runs attention in fp32 under CPU bf16 autocast because the
 CPU flash-attention kernel's bf16 backward is far slower than its fp32 one; the last row shows
-what that rule saves. Whether train.dtype `auto` may pick bf16 at all is foundry.hardware.fast_bf16
+what that rule saves. Every row runs with glibc's malloc keeping freed memory, as Foundry's trainer
+does (train.keep_freed_memory); that lever is process-wide, so it is measured end to end:
+bench/train_vs_nanogpt.py --row train.dtype=fp32 --row "train.dtype=fp32 train.keep_freed_memory=false". Whether train.dtype `auto` may pick bf16 at all is foundry.hardware.fast_bf16
 (AMX or AVX512-BF16 in /proc/cpuinfo); this prints what it found. torch.compile and threads are
 measured end to end by bench/train_vs_nanogpt.py (--override train.compile=true, --threads N).
 The rows interleave in every round, so a change of the machine's load falls on all of them.
@@ -102,6 +104,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=15, help="steps per timed round")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    hardware.keep_freed_memory()   # as the trainer does on a CPU (train.keep_freed_memory)
     base = ["model.vocab_size=65", "data.source=builtin", "model.attention=mha", "train.dtype=fp32", *args.override]
     cfg = catalog.load(args.config, base)
     tanh = catalog.load(args.config, [*base, "model.activation=gelu"])

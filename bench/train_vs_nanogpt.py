@@ -3,15 +3,18 @@
     FOUNDRY_DATA=../shared/data python bench/train_vs_nanogpt.py               # 300 steps x 2 rounds each
     FOUNDRY_DATA=../shared/data python bench/train_vs_nanogpt.py --full        # 2000 steps x 3 seeds each
     FOUNDRY_DATA=../shared/data python bench/train_vs_nanogpt.py --threads 1 --override model.activation=gelu
+    FOUNDRY_DATA=../shared/data python bench/train_vs_nanogpt.py --row train.dtype=fp32 \
+        --row "train.dtype=fp32 train.keep_freed_memory=false"                  # one lever, end to end
 
 Copies ../shared/reference/nanogpt/ (unmodified, MIT) into a scratch folder, writes tiny Shakespeare
 there as its data/shakespeare_char/prepare.py does (char-level, first 90% train, last 10% val,
 uint16 train.bin / val.bin, meta.pkl; prepare.py itself needs `requests`), then runs nanoGPT's baby
 CPU command and `foundry train baselines/shakespeare_char.yaml` interleaved (nanoGPT, Foundry,
 nanoGPT, Foundry, ...), each process with the same OMP_NUM_THREADS, and prints ms/step for both and
-the ratio nanoGPT / Foundry (above 1: Foundry is faster). Foundry runs once per --dtypes row in
-every round (default fp32 and auto, which is bf16 on a CPU with AMX or AVX512-BF16; nanoGPT's CPU
-path is fp32), so the precisions are compared side by side with nanoGPT and each other.
+the ratio nanoGPT / Foundry (above 1: Foundry is faster). Foundry runs once per --row (a list of
+overrides) in every round, default train.dtype=fp32 and train.dtype=auto (bf16 on a CPU with AMX or
+AVX512-BF16, else the same as fp32 and run once; nanoGPT's CPU path is fp32), so precisions and
+levers are compared side by side with nanoGPT and each other.
 
 ms/step: nanoGPT's mean `iter N: ... time Xms` over the timed iterations (the first and those
 that follow an evaluation left out); Foundry's 1000 x tokens per step / its summary tokens_per_s
@@ -94,6 +97,13 @@ def run_foundry(work: str, steps: int, seed: int, threads: int, overrides: list[
     return {"ms_per_step": 1000 * tokens_per_step / summary["tokens_per_s"], "val_loss": summary["val_loss"]}
 
 
+def resolved(row: str) -> str:
+    """A row's overrides with train.dtype as this CPU resolves it (auto -> bf16 or fp32), so rows
+    that would train alike share one name and run once."""
+    return " ".join(f"train.dtype={hardware.compute_dtype('cpu', o.split('=', 1)[1])}"
+                    if o.startswith("train.dtype=") else o for o in row.split())
+
+
 def spread(values: list[float]) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{statistics.mean(values):.4f} ± {sd:.4f}"
@@ -105,9 +115,10 @@ def main() -> int:
     p.add_argument("--steps", type=int, help="steps per run (default 300, or 2000 with --full)")
     p.add_argument("--rounds", type=int, help="runs of each (default 2, or 3 seeds with --full)")
     p.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS of both trainers")
-    p.add_argument("--dtypes", default="fp32,auto",
-                   help="Foundry's train.dtype per row, each run in every round (auto: what this CPU picks)")
-    p.add_argument("--override", action="append", default=[], help="extra Foundry override, e.g. model.activation=gelu")
+    p.add_argument("--row", action="append", help="Foundry overrides of one row, space-separated, run in every "
+                   "round (repeatable; default: train.dtype=fp32, train.dtype=auto)")
+    p.add_argument("--override", action="append", default=[], help="extra Foundry override of every row, "
+                   "e.g. model.activation=gelu")
     args = p.parse_args()
     data = os.environ.get("FOUNDRY_DATA")
     if not data or not os.path.isfile(os.path.join(data, "tinyshakespeare.txt")):
@@ -115,26 +126,26 @@ def main() -> int:
     steps = args.steps or (2000 if args.full else 300)
     rounds = args.rounds or (3 if args.full else 2)
     eval_iters = 200 if args.full else 20
-    dtypes = list(dict.fromkeys(hardware.compute_dtype("cpu", d) for d in args.dtypes.split(",")))
-    print(f"Foundry rows: {', '.join(dtypes)} (bf16 on this CPU: {hardware.fast_bf16('cpu')})", flush=True)
+    rows = {f"Foundry {resolved(row)}": row.split() for row in args.row or ["train.dtype=fp32", "train.dtype=auto"]}
+    print(f"Foundry rows: {', '.join(rows)} (bf16 on this CPU: {hardware.fast_bf16('cpu')})", flush=True)
     with tempfile.TemporaryDirectory(prefix="foundry-vs-nanogpt-") as work:
         scratch = os.path.join(work, "nanogpt")
         prepare(scratch, os.path.join(data, "tinyshakespeare.txt"))
-        results = {"nanoGPT": [], **{f"Foundry {d}": [] for d in dtypes}}
+        results = {"nanoGPT": [], **{name: [] for name in rows}}
         for r in range(rounds):
             seed = 1337 + r if args.full else 1337
             results["nanoGPT"].append(run_nanogpt(scratch, steps, seed, args.threads, eval_iters))
-            for d in dtypes:
-                results[f"Foundry {d}"].append(
-                    run_foundry(work, steps, seed, args.threads, [f"train.dtype={d}", *args.override]))
+            for name, overrides in rows.items():
+                results[name].append(run_foundry(work, steps, seed, args.threads, [*overrides, *args.override]))
             print(f"round {r + 1}/{rounds} (seed {seed}): "
                   + ", ".join(f"{name} {runs[-1]['ms_per_step']:.1f}" for name, runs in results.items())
                   + " ms/step", flush=True)
     print(f"\n{steps} steps x {rounds} each, {args.threads} threads, Foundry overrides {args.override or 'none'}")
     ng = [x["ms_per_step"] for x in results["nanoGPT"]]
+    width = max(map(len, results))
     for name, runs in results.items():
         ms = [x["ms_per_step"] for x in runs]
-        line = f"{name:<13} ms/step {spread(ms)}"
+        line = f"{name:<{width}} ms/step {spread(ms)}"
         if name != "nanoGPT":
             line += (f"  speed ratio nanoGPT/Foundry {statistics.mean(ng) / statistics.mean(ms):.3f} "
                      f"(per round: {', '.join(f'{a / b:.3f}' for a, b in zip(ng, ms))})")
@@ -147,7 +158,7 @@ def main() -> int:
             loss = [x["val_loss"] for x in runs]
             verdict = "" if name == "nanoGPT" else \
                 f"  equal loss: {statistics.mean(loss) <= statistics.mean(ng_loss) + EQUAL_LOSS}"
-            print(f"{name:<13} {spread(loss)}  (per seed: {', '.join(f'{v:.4f}' for v in loss)}){verdict}")
+            print(f"{name:<{width}} {spread(loss)}  (per seed: {', '.join(f'{v:.4f}' for v in loss)}){verdict}")
     return 0
 
 
