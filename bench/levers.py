@@ -16,14 +16,14 @@ Rows (each the same model, optimizer and batch; only the named thing differs):
   4 micro-steps, .item()   the same with a host sync (loss.item()) after each micro-step, which
                            Foundry's trainer avoids (one .tolist() per optimizer step)
   torch.compile            the model compiled (default mode); its compilation falls in the warm-up
-                           steps, which are not timed (train_vs_nanogpt.py counts it: every step)
+                           steps, which are not timed (nor in the trainer's tokens/s)
 foundry/model/modules/masks.py's `sdpa` runs attention in fp32 under CPU bf16 autocast because the
 CPU flash-attention kernel's bf16 backward is far slower than its fp32 one; the last row shows
-what that rule saves. Every row runs with glibc's malloc keeping freed memory, as Foundry's trainer
-does (train.keep_freed_memory); that lever is process-wide, so it is measured end to end:
-bench/train_vs_nanogpt.py --row train.dtype=fp32 --row "train.dtype=fp32 train.keep_freed_memory=false". Whether train.dtype `auto` may pick bf16 at all is foundry.hardware.fast_bf16
-(AMX or AVX512-BF16 in /proc/cpuinfo); this prints what it found. torch.compile and threads are
-measured end to end by bench/train_vs_nanogpt.py (--override train.compile=true, --threads N).
+what that rule saves. Whether train.dtype `auto` may pick bf16 at all is foundry.hardware.fast_bf16
+(AMX or AVX512-BF16 in /proc/cpuinfo); this prints what it found. Every row runs with glibc's malloc
+keeping freed memory, as the trainer does (train.keep_freed_memory); that setting is process-wide,
+so it is measured end to end, as are torch.compile and threads: bench/train_vs_nanogpt.py
+--row "train.dtype=fp32 train.keep_freed_memory=false", --override train.compile=true, --threads N.
 The rows interleave in every round, so a change of the machine's load falls on all of them.
 """
 import argparse

@@ -191,7 +191,8 @@ class Config:
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 LINEAGE_KEYS = ("name", "parent", "mutations")
-MACHINE_KEYS = ("train.threads", "train.keep_freed_memory")   # how the machine runs a config, not what is trained: outside the hash
+# how the machine runs a config, not what is trained: outside the hash
+MACHINE_KEYS = ("train.threads", "train.keep_freed_memory")
 SECTIONS = ("model", "train", "data", "budget", "eval")
 BUDGET_KEYS = ("tokens", "steps", "seconds")
 # keys that were removed, with what to write instead

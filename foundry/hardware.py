@@ -157,7 +157,8 @@ def compute_dtype(device, requested: str) -> str:
 
 # glibc's malloc hands blocks above a threshold (128 KiB, growing on its own up to 32 MiB) back to the OS on
 # free, so a CPU step that frees and re-allocates MB-sized activations pays fresh zeroed pages for them every
-# step: ~900 page faults per step on baselines/shakespeare_char.yaml, ~0 with these settings (bench/levers.py).
+# step: ~1000 page faults per step on baselines/shakespeare_char.yaml, ~30 with these settings (tests/test_hardware.py;
+# end to end: bench/train_vs_nanogpt.py --row "train.dtype=fp32 train.keep_freed_memory=false").
 GLIBC_MALLOPT = {"M_TRIM_THRESHOLD": (-1, 1 << 30), "M_MMAP_THRESHOLD": (-3, 1 << 30)}  # name: (param, bytes)
 
 
