@@ -219,8 +219,9 @@ def test_cpu_training_keeps_freed_memory_unless_told_not_to(tiny_text, tmp_path,
 
 
 def test_train_compile_compiles_the_model_in_place(tiny_text, tmp_path, monkeypatch):
-    """torch.compile itself takes minutes on this CPU; the test checks the plumbing: the model
-    is compiled in place (checkpoint names unchanged) and compile warm-up leaves tokens/s."""
+    """torch.compile itself takes a minute or more with an empty inductor cache (README); the test
+    checks the plumbing: the model is compiled in place (checkpoint names unchanged) and compile
+    warm-up leaves tokens/s."""
     import torch
     compiled = []
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(type(self).__name__))
