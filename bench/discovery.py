@@ -14,8 +14,10 @@ val_bpb is the same; intermediate evaluations cost a sixth of a trial). Resumabl
 only runs the rest; the re-check reuses finished runs. The load average of the machine is
 sampled every minute (other people's jobs slow trials down; tokens per trial are fixed).
 
-Re-check: the baseline before the first promotion and the baseline after each promotion (read
-from the clone's git history) are trained on seeds 9000001..9000003. A promotion is kept when
+Re-check, after every campaign has ended: the baseline before the first promotion and the baseline
+after each promotion (read from the clone's git history) are trained on seeds 9000001..9000003, in
+one pool of --workers workers, into OUT/recheck (a baseline the lineages share, the first, is
+trained once). A promotion is kept when
 its mean improvement on those seeds is positive (the paired t-test's p is shown too), else
 overturned. Figures: val_bpb of the first and the last baseline on the fresh seeds and the
 reduction, promotions kept / overturned, trials per hour, campaign hours, mean load average.
@@ -25,6 +27,7 @@ the sizes are written into the clone's baseline commit. --smoke (30 steps) tests
 Render the campaign reports afterwards: foundry report OUT/PROPOSER/repo/experiments/discovery-PROPOSER.
 """
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -94,7 +97,7 @@ def sample_load(state: dict, stop: threading.Event) -> None:
         state["load"].append(os.getloadavg()[0])
 
 
-def campaign(proposer: str, args) -> dict:
+def campaign(proposer: str, args) -> tuple[str, git.Repo]:
     out = os.path.join(args.out, proposer)
     os.makedirs(out, exist_ok=True)
     state_path = os.path.join(out, "state.json")
@@ -121,7 +124,7 @@ def campaign(proposer: str, args) -> dict:
                 stop.set()
                 state["spent_s"] += time.time() - started
                 atomic_write_text(state_path, json.dumps(state))
-    return recheck(proposer, repo, out, args)
+    return proposer, repo
 
 
 def lineage(repo: git.Repo) -> list[tuple[str, str]]:
@@ -131,31 +134,49 @@ def lineage(repo: git.Repo) -> list[tuple[str, str]]:
     return [(c.hexsha, c.summary if i else "(start)") for i, c in enumerate(commits[start:])]
 
 
-def recheck(proposer: str, repo: git.Repo, out: str, args) -> dict:
-    root = repo.working_tree_dir
-    chain = lineage(repo)
-    specs, folders = [], {}
-    for i, (sha, _) in enumerate(chain):
-        path = os.path.join(out, "recheck", f"baseline_{i}.yaml")
-        if not os.path.exists(path):
-            atomic_write_text(path, repo.git.show(f"{sha}:{BASELINE}", strip_newline_in_stdout=False))
-        for seed in FRESH_SEEDS:
-            run = os.path.join(out, "recheck", f"b{i}-seed{seed}")
-            folders[i, seed] = run
-            if (read_summary(run) or {}).get("status") != "done":
-                specs.append(TrialSpec(f"{proposer}-b{i}-s{seed}", path, run, [f"train.seed={seed}"]))
-    if specs:
-        print(f"{proposer}: re-checking {len(chain)} baselines on fresh seeds {FRESH_SEEDS}: {len(specs)} runs",
+def recheck(campaigns: list[tuple[str, git.Repo]], args) -> list[dict]:
+    """Every proposer's baselines trained on the fresh seeds, in one pool of args.workers workers.
+    A run is named by the baseline file's content and the code it runs (the clone's start), so a
+    baseline that several lineages share (the first, always) is trained once: OUT/recheck/KEY-seedS."""
+    folder = os.path.join(args.out, "recheck")
+    os.makedirs(folder, exist_ok=True)
+    chains, pools = [], {}   # pools: code commit -> (clone root, {(key, seed): TrialSpec})
+    for proposer, repo in campaigns:
+        chain = lineage(repo)
+        code = repo.commit(chain[0][0]).parents[0].hexsha   # this checkout's HEAD when the clone was made
+        keys = []
+        for sha, _ in chain:
+            text = repo.git.show(f"{sha}:{BASELINE}", strip_newline_in_stdout=False)
+            key = hashlib.sha256(f"{code}\n{text}".encode()).hexdigest()[:12]
+            path = os.path.join(folder, f"{key}.yaml")
+            if not os.path.exists(path):
+                atomic_write_text(path, text)
+            keys.append(key)
+            for seed in FRESH_SEEDS:
+                run = os.path.join(folder, f"{key}-seed{seed}")
+                if (read_summary(run) or {}).get("status") != "done":
+                    pools.setdefault(code, (repo.working_tree_dir, {}))[1][key, seed] = TrialSpec(
+                        f"recheck-{key}-s{seed}", path, run, [f"train.seed={seed}"])
+        chains.append((proposer, repo, chain, keys))
+    for root, specs in pools.values():
+        print(f"re-checking {len({k for k, _ in specs})} baselines on fresh seeds {FRESH_SEEDS}: {len(specs)} runs",
               flush=True)
         pool = WorkerPool(plan_workers(args.workers), cwd=root, env={**trial_env(root), "FOUNDRY_DATA":
                                                                         os.environ["FOUNDRY_DATA"]})
-        for r in pool.run(specs, on_event=lambda e: e.result and print(
+        for r in pool.run(list(specs.values()), on_event=lambda e: e.result and print(
                 f"  {e.spec.trial_id}: {e.result.status} val_bpb {(e.result.summary or {}).get('val_bpb')}",
                 flush=True)):
             if r.status != "done":
                 print(f"  {r.trial_id} {r.status}: {r.reason}")
         pool.close()
-    values = {k: (read_summary(v) or {}).get("val_bpb") for k, v in folders.items()}
+    return [figures(proposer, repo, chain, keys, folder, args) for proposer, repo, chain, keys in chains]
+
+
+def figures(proposer: str, repo: git.Repo, chain: list, keys: list[str], folder: str, args) -> dict:
+    """One proposer's re-check: each baseline's mean on the fresh seeds; a promotion is kept when the
+    baseline after it beats the one before on those seeds (mean paired improvement > 0)."""
+    values = {(i, s): (read_summary(os.path.join(folder, f"{key}-seed{s}")) or {}).get("val_bpb")
+              for i, key in enumerate(keys) for s in FRESH_SEEDS}
     means = [stats.mean([values[i, s] for s in FRESH_SEEDS if values[i, s] is not None] or [float("nan")])
              for i in range(len(chain))]
     promotions = []
@@ -166,8 +187,8 @@ def recheck(proposer: str, repo: git.Repo, out: str, args) -> dict:
         promotions.append({"change": chain[i][1], "before": means[i - 1], "after": means[i],
                            "kept": bool(d and d.improvement > 0), "p": d and d.p_value})
     return {"proposer": proposer, "chain": len(chain), "first": means[0], "last": means[-1],
-            "promotions": promotions, **ledger_figures(root, proposer), "state": load_state(
-                os.path.join(out, "state.json"))}
+            "promotions": promotions, **ledger_figures(repo.working_tree_dir, proposer), "state": load_state(
+                os.path.join(args.out, proposer, "state.json"))}
 
 
 def ledger_figures(root: str, proposer: str) -> dict:
@@ -226,11 +247,12 @@ def main() -> int:
     args.out = os.path.abspath(args.out)
     names = args.proposers.split(",")
     if args.one_at_a_time:
-        results = [campaign(name, args) for name in names]
+        campaigns = [campaign(name, args) for name in names]
     else:
         from concurrent.futures import ThreadPoolExecutor
         with ThreadPoolExecutor(len(names)) as pool:
-            results = list(pool.map(lambda name: campaign(name, args), names))
+            campaigns = list(pool.map(lambda name: campaign(name, args), names))
+    results = recheck(campaigns, args)
     for r in results:
         report(r)
     atomic_write_text(os.path.join(args.out, "results.json"), json.dumps(results, indent=1, default=str))
