@@ -5,8 +5,9 @@ and a short Markdown and HTML page, read from its ledger (read-only: works while
     foundry report tiny --out /tmp/tiny-report --json
 
 In DIR (default CAMPAIGN/report/): report.md, report.html, and the plots of agent/plots.py:
-baseline.png (the baseline's mean over its seeds in every generation, by generation and by wall
-hour, promotions marked), promotions.png (each promotion's improvement with its 95% t interval),
+baseline.png (the baseline's mean over its seeds in every generation, by generation and by the
+wall hour its generation started, promotions marked; a promotion whose next generation never measured the new baseline adds
+that baseline as measured on the promotion's confirmation seeds, drawn as a diamond), promotions.png (each promotion's improvement with its 95% t interval),
 effects.png (every mutation type's effect across the whole ledger: mean relative change of the
 candidates against the baseline trial of the same generation and seed, 95% t interval, count; a
 change from a queue file or proposer.command counts under its own label),
@@ -41,7 +42,7 @@ def summary_of(trial: dict) -> dict:
 
 def gather(ledger, lower_is_better: bool = True) -> dict:
     trials, gens = ledger.trials(), ledger.generations()
-    start = min((t["started_at"] for t in trials if t["started_at"]), default=0.0)
+    start = min([t["started_at"] for t in trials if t["started_at"]] + [g["started_at"] for g in gens], default=0.0)
     base_by = defaultdict(list)
     for t in trials:
         if t["variant"] == "baseline" and t["status"] == "done" and t["metric"] is not None:
@@ -52,7 +53,7 @@ def gather(ledger, lower_is_better: bool = True) -> dict:
         if values:
             lo, hi = stats.confidence_interval(values)
             baseline.append({"gen": g["gen"], "mean": stats.mean(values), "lo": lo, "hi": hi, "n": len(values),
-                             "hours": ((g["finished_at"] or g["started_at"]) - start) / 3600})
+                             "hours": (g["started_at"] - start) / 3600, "source": "baseline"})   # in force from then
     decisions = ledger.decisions()
     promotions = []
     for d in decisions:
@@ -64,10 +65,29 @@ def gather(ledger, lower_is_better: bool = True) -> dict:
             promotions.append({"gen": d["gen"], "mutation": d["mutation"], "before": d["baseline_mean"],
                                "after": d["candidate_mean"], "improvement": d["improvement"], "lo": lo, "hi": hi,
                                "state": d["state"], "commit": d["commit_sha"]})
+    baseline = sorted(baseline + promoted_baselines(trials, decisions, {b["gen"] for b in baseline}, start),
+                      key=lambda b: b["gen"])
     return {"baseline": baseline, "promotions": promotions, "effects": effects(trials, lower_is_better),
             "compute": compute_spent(trials), "failures": failures(trials),
             "decisions": dict(Counter(d["kind"] for d in decisions)), "generations": len(gens),
             "trials": len(trials)}
+
+
+def promoted_baselines(trials: list[dict], decisions: list[dict], measured: set, start: float) -> list[dict]:
+    """The baseline a committed promotion of generation g made, as generation g + 1's point where that
+    generation measured no baseline (the campaign ended first): the promoted candidate's own
+    confirmation trials (source "confirmation"), at the time of the decision."""
+    out = []
+    for d in decisions:
+        if d["kind"] != "promote" or d["state"] != "committed" or d["gen"] + 1 in measured:
+            continue
+        values = [t["metric"] for t in trials if t["gen"] == d["gen"] and t["role"] == "confirm"
+                  and t["variant"] == d["variant"] and t["status"] == "done" and t["metric"] is not None]
+        if values:
+            lo, hi = stats.confidence_interval(values)
+            out.append({"gen": d["gen"] + 1, "mean": stats.mean(values), "lo": lo, "hi": hi, "n": len(values),
+                        "hours": (d["created_at"] - start) / 3600, "source": "confirmation"})
+    return out
 
 
 def effects(trials: list[dict], lower_is_better: bool) -> list[dict]:
@@ -113,8 +133,10 @@ def markdown(data: dict, name: str, metric: str, pngs: list[str]) -> str:
              + (", ".join(f"{k} {v}" for k, v in sorted(data["decisions"].items())) or "none"), ""]
     if data["baseline"]:
         first, last = data["baseline"][0], data["baseline"][-1]
+        where = (f"generation {last['gen']}" if last["source"] == "baseline" else
+                 f"after generation {last['gen'] - 1}'s promotion, on its {last['n']} confirmation seeds")
         lines += [f"Baseline {metric}: {first['mean']:.4f} (generation {first['gen']}) -> {last['mean']:.4f} "
-                  f"(generation {last['gen']}), {100 * (last['mean'] - first['mean']) / first['mean']:+.2f}%", ""]
+                  f"({where}), {100 * (last['mean'] - first['mean']) / first['mean']:+.2f}%", ""]
     lines += [f"![{os.path.splitext(p)[0]}]({p})" for p in pngs] + ["", "## Promotions", ""]
     lines += ["| gen | change | before | after | improvement (95% CI) | state | commit |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {p['gen']} | {p['mutation']} | {p['before']:.4f} | {p['after']:.4f} | {p['improvement']:.4f} "

@@ -33,6 +33,10 @@ def render(data: dict, out_dir: str, metric: str) -> list[str]:
             y = [b["mean"] for b in base]
             err = [[b["mean"] - b["lo"] for b in base], [b["hi"] - b["mean"] for b in base]]
             ax.errorbar(x, y, yerr=err, fmt="o-", ms=4, capsize=2, label="baseline (mean, 95% CI of its seeds)")
+            late = [b for b in base if b["source"] == "confirmation"]
+            if late:
+                ax.scatter([b[key] for b in late], [b["mean"] for b in late], s=60, marker="D", color="tab:blue",
+                           label="new baseline, on its confirmation seeds")
             marks = [b for b in base if b["gen"] in promoted]
             ax.scatter([b[key] for b in marks], [b["mean"] for b in marks], s=90, facecolors="none",
                        edgecolors="tab:red", label="promotion decided here")

@@ -79,3 +79,20 @@ def test_report_renders_plots_and_a_page(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "foundry.cli", "report", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no campaign ledger" in missing.stderr
+
+
+def test_report_shows_the_baseline_a_last_promotion_made(tmp_path):
+    """A campaign that ends right after a promotion never measured the new baseline in a generation
+    of its own: the report takes it from the promoted candidate's confirmation seeds."""
+    from agent.campaign_report import gather
+    c = Campaign(str(tmp_path), Landscape(noise=0.005, effects={CHANGE: -0.05}), population=1)
+    queue(c.repo, "swiglu.yaml", "model:\n  activation: swiglu\n")
+    c.run(1)
+    data = gather(c.ledger())
+    c.close()
+    (promotion,) = data["promotions"]
+    first, last = data["baseline"]
+    assert first["source"] == "baseline" and first["gen"] == 1
+    assert last["source"] == "confirmation" and last["gen"] == 2 and last["n"] >= 3
+    assert abs(last["mean"] - promotion["after"]) < 1e-9 and last["mean"] < first["mean"] - 0.03
+    assert last["hours"] >= first["hours"]
