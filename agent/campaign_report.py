@@ -6,8 +6,9 @@ and a short Markdown and HTML page, read from its ledger (read-only: works while
 
 In DIR (default CAMPAIGN/report/): report.md, report.html, and the plots of agent/plots.py:
 baseline.png (the baseline's mean over its seeds in every generation, by generation and by the
-wall hour its generation started, promotions marked; a promotion whose next generation never measured the new baseline adds
-that baseline as measured on the promotion's confirmation seeds, drawn as a diamond), promotions.png (each promotion's improvement with its 95% t interval),
+wall hour its generation started, promotions marked; a promotion whose next generation never
+measured the new baseline adds that baseline as measured on the promotion's confirmation seeds,
+drawn as a diamond), promotions.png (each promotion's improvement with its 95% t interval),
 effects.png (every mutation type's effect across the whole ledger: mean relative change of the
 candidates against the baseline trial of the same generation and seed, 95% t interval, count; a
 change from a queue file or proposer.command counts under its own label),

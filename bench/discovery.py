@@ -134,6 +134,11 @@ def lineage(repo: git.Repo) -> list[tuple[str, str]]:
     return [(c.hexsha, c.summary if i else "(start)") for i, c in enumerate(commits[start:])]
 
 
+def recheck_run(folder: str, key: str, seed: int) -> str:
+    """The run folder of one re-check: baseline KEY (see recheck) trained on a fresh seed."""
+    return os.path.join(folder, f"{key}-seed{seed}")
+
+
 def recheck(campaigns: list[tuple[str, git.Repo]], args) -> list[dict]:
     """Every proposer's baselines trained on the fresh seeds, in one pool of args.workers workers.
     A run is named by the baseline file's content and the code it runs (the clone's start), so a
@@ -153,7 +158,7 @@ def recheck(campaigns: list[tuple[str, git.Repo]], args) -> list[dict]:
                 atomic_write_text(path, text)
             keys.append(key)
             for seed in FRESH_SEEDS:
-                run = os.path.join(folder, f"{key}-seed{seed}")
+                run = recheck_run(folder, key, seed)
                 if (read_summary(run) or {}).get("status") != "done":
                     pools.setdefault(code, (repo.working_tree_dir, {}))[1][key, seed] = TrialSpec(
                         f"recheck-{key}-s{seed}", path, run, [f"train.seed={seed}"])
@@ -175,7 +180,7 @@ def recheck(campaigns: list[tuple[str, git.Repo]], args) -> list[dict]:
 def figures(proposer: str, repo: git.Repo, chain: list, keys: list[str], folder: str, args) -> dict:
     """One proposer's re-check: each baseline's mean on the fresh seeds; a promotion is kept when the
     baseline after it beats the one before on those seeds (mean paired improvement > 0)."""
-    values = {(i, s): (read_summary(os.path.join(folder, f"{key}-seed{s}")) or {}).get("val_bpb")
+    values = {(i, s): (read_summary(recheck_run(folder, key, s)) or {}).get("val_bpb")
               for i, key in enumerate(keys) for s in FRESH_SEEDS}
     means = [stats.mean([values[i, s] for s in FRESH_SEEDS if values[i, s] is not None] or [float("nan")])
              for i in range(len(chain))]
